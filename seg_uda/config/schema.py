@@ -1,0 +1,305 @@
+"""Typed experiment config: dataclasses per concern, validated before any heavy work.
+
+Fixed sections (optim, schedule, ...) are plain dataclasses. Pluggable components
+(datasets, model, method) are `{name: ..., **kwargs}` mappings whose kwargs are checked
+against the registered constructor's signature, so a typo names the key and the valid ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple
+
+from .errors import ConfigError
+
+
+# ----------------------------------------------------------------------------- sections
+@dataclass
+class DataConfig:
+    """Datasets and the input pipeline. Sizes are (width, height) in pixels."""
+
+    source: Optional[Dict[str, Any]] = None  # {type: gta5, root: ..., **dataset kwargs}
+    target: Optional[Dict[str, Any]] = None  # unlabelled target train split (labelled for the oracle)
+    val: Optional[Dict[str, Any]] = None  # labelled target val split
+    num_classes: int = 19
+    source_size: List[int] = field(default_factory=lambda: [640, 360])
+    target_size: List[int] = field(default_factory=lambda: [512, 256])
+    val_size: Optional[List[int]] = field(default_factory=lambda: [512, 256])  # image resize; labels stay full size
+    scale_range: Optional[List[float]] = None  # random rescale before the crop, e.g. [0.75, 1.25]
+    hflip: bool = True
+    color_jitter: float = 0.0
+    normalization: Literal["imagenet", "lite0"] = "imagenet"
+    batch_size: int = 1  # per process and per domain
+    val_batch_size: int = 1
+    num_workers: int = 2
+    max_val_images: Optional[int] = None  # evaluate on the first N val images only (quick checks)
+
+
+@dataclass
+class ModelConfig:
+    """The segmenter: a MODELS registry name plus its constructor kwargs (num_classes is injected)."""
+
+    name: str = "deeplabv2"
+    bn_policy: Literal["frozen", "frozen_affine", "train", "sync"] = "frozen"
+    channels_last: bool = False
+    args: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MethodConfig:
+    """The UDA method: a METHODS registry name plus its constructor kwargs."""
+
+    name: str = "source_only"
+    args: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """Segmenter SGD (ADVENT defaults) and discriminator Adam."""
+
+    lr: float = 2.5e-4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    head_lr_mult: float = 10.0  # classifier heads train at lr * head_lr_mult
+    backbone_lr_mult: float = 1.0  # transfer control: < 1 trains the ImageNet backbone slower
+    freeze_backbone: bool = False  # transfer control: backbone gets no updates at all
+    disc_lr: float = 1e-4
+    disc_betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
+    grad_clip: Optional[float] = None  # max global grad norm; None disables
+
+
+@dataclass
+class ScheduleConfig:
+    """Iteration budget, LR schedule, precision and the logging/eval/checkpoint cadence."""
+
+    max_iters: int = 120000
+    warmup_iters: int = 0
+    warmup_ratio: float = 0.1  # lr starts at warmup_ratio * lr and rises linearly
+    poly_power: float = 0.9
+    eval_interval: int = 2000  # 0 disables periodic evaluation
+    ckpt_interval: int = 2000
+    log_interval: int = 10
+    image_log_interval: int = 0  # TensorBoard sample images every N iters; 0 disables
+    keep_last: int = 3  # numbered checkpoints kept besides last.pth
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    nonfinite: Literal["stop", "skip"] = "stop"  # on a NaN/inf loss: stop the run, or skip the step
+
+
+@dataclass
+class Config:
+    """A whole experiment."""
+
+    name: str = "experiment"
+    seed: int = 0
+    work_dir: Optional[str] = None  # default: runs/<name>
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    deterministic: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain nested dict in the YAML layout (component args flattened back)."""
+        d = dataclasses.asdict(self)
+        for sec in ("model", "method"):
+            args = d[sec].pop("args")
+            d[sec].update(args)
+        return d
+
+
+# dataclass sections whose extra keys are component kwargs (collected into `args`)
+_COMPONENT_SECTIONS = {ModelConfig: "model", MethodConfig: "method"}
+
+
+# ----------------------------------------------------------------------------- type checks
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def check_type(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against annotation `tp`; return it (ints are accepted for floats, lists for tuples)."""
+    if tp is Any or tp is inspect.Parameter.empty:
+        return value
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return check_type(value, a, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"invalid value {value!r} for '{key}': expected {_type_name(tp)}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(
+                f"invalid value {value!r} for '{key}'. Valid options: {', '.join(map(str, args))}"
+            )
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"invalid value {value!r} for '{key}': expected a list")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"invalid value {value!r} for '{key}': expected {len(args)} items")
+            return tuple(check_type(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        inner = args[0] if args else Any
+        return [check_type(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"invalid value {value!r} for '{key}': expected a mapping")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"invalid value {value!r} for '{key}': expected true/false")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"invalid value {value!r} for '{key}': expected a number")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"invalid value {value!r} for '{key}': expected an integer")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"invalid value {value!r} for '{key}': expected a string")
+        return value
+    if isinstance(tp, type):
+        if not isinstance(value, tp):
+            raise ConfigError(f"invalid value {value!r} for '{key}': expected {tp.__name__}")
+    return value
+
+
+def _unknown_key(key: str, valid: List[str]) -> ConfigError:
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(leaf, valid, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"unknown config key '{key}'.{hint} Valid keys: {', '.join(sorted(valid))}")
+
+
+def build_dataclass(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from a mapping, recursing into nested sections, checking every key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: Dict[str, Any] = {}
+    extra: Dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in fields or (key == "args" and cls in _COMPONENT_SECTIONS):
+            if cls in _COMPONENT_SECTIONS:
+                extra[key] = value  # checked later against the component's constructor
+                continue
+            raise _unknown_key(full, list(fields))
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = build_dataclass(tp, value or {}, prefix=f"{full}.")
+        else:
+            kwargs[key] = check_type(value, tp, full)
+    if cls in _COMPONENT_SECTIONS:
+        kwargs["args"] = extra
+    return cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------- components
+def check_component_kwargs(
+    factory: Any, kwargs: Mapping[str, Any], section: str, injected: Tuple[str, ...] = ()
+) -> Dict[str, Any]:
+    """Check `kwargs` against `factory`'s signature (unknown names, types); injected names are forbidden."""
+    sig = inspect.signature(factory)
+    params = {n: p for n, p in sig.parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL,)}
+    accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    valid = [n for n, p in params.items() if p.kind != p.VAR_KEYWORD and n not in injected]
+    try:
+        hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+    except Exception:  # unresolvable annotations: skip type checks, still check names
+        hints = {}
+    out: Dict[str, Any] = {}
+    for key, value in kwargs.items():
+        full = f"{section}.{key}"
+        if key in injected:
+            raise ConfigError(f"'{full}' is set automatically from the rest of the config; remove it")
+        if key not in params or params[key].kind == inspect.Parameter.VAR_KEYWORD:
+            if accepts_any:
+                out[key] = value
+                continue
+            raise _unknown_key(full, valid)
+        out[key] = check_type(value, hints.get(key, Any), full) if value is not None else None
+    missing = [
+        n for n in valid
+        if params[n].default is inspect.Parameter.empty and n not in out
+        and params[n].kind not in (inspect.Parameter.VAR_KEYWORD,)
+    ]
+    if missing:
+        raise ConfigError(f"section '{section}' is missing required key(s): {', '.join(missing)}")
+    return out
+
+
+def _registry_get(registry: Any, name: Any, key: str) -> Any:
+    if not isinstance(name, str):
+        raise ConfigError(f"'{key}' must be a string naming one of: {', '.join(registry.names())}")
+    if name not in registry:
+        close = difflib.get_close_matches(name, registry.names(), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"invalid value '{name}' for '{key}'.{hint} Valid options: {', '.join(registry.names())}")
+    return registry.get(name)
+
+
+DATASET_INJECTED = ("transform", "num_classes")
+MODEL_INJECTED = ("num_classes",)
+METHOD_INJECTED = ("num_classes",)
+
+
+def validate_components(cfg: Config) -> Config:
+    """Check the registry names and constructor kwargs of datasets, model and method."""
+    from ..data import DATASETS
+    from ..methods import METHODS
+    from ..models import MODELS
+
+    for split in ("source", "target", "val"):
+        spec = getattr(cfg.data, split)
+        if spec is None:
+            continue
+        key = f"data.{split}"
+        spec = dict(spec)
+        if "type" not in spec:
+            raise ConfigError(f"'{key}.type' is required. Valid options: {', '.join(DATASETS.names())}")
+        factory = _registry_get(DATASETS, spec.pop("type"), f"{key}.type")
+        kwargs = check_component_kwargs(factory, spec, key, DATASET_INJECTED)
+        setattr(cfg.data, split, {"type": getattr(cfg.data, split)["type"], **kwargs})
+    for size_key in ("source_size", "target_size", "val_size"):
+        size = getattr(cfg.data, size_key)
+        if size is not None and (len(size) != 2 or min(size) <= 0):
+            raise ConfigError(f"'data.{size_key}' must be [width, height] with positive values, got {size}")
+
+    model_cls = _registry_get(MODELS, cfg.model.name, "model.name")
+    cfg.model.args = check_component_kwargs(model_cls, cfg.model.args, "model", MODEL_INJECTED)
+    method_cls = _registry_get(METHODS, cfg.method.name, "method.name")
+    cfg.method.args = check_component_kwargs(method_cls, cfg.method.args, "method", METHOD_INJECTED)
+
+    need = []
+    if getattr(method_cls, "uses_source", True) and cfg.data.source is None:
+        need.append("data.source")
+    if (getattr(method_cls, "uses_target", True) or getattr(method_cls, "uses_target_labels", False)) \
+            and cfg.data.target is None:
+        need.append("data.target")
+    if need:
+        raise ConfigError(f"method '{cfg.method.name}' needs {' and '.join(need)}, which is not set")
+    for key in ("max_iters", "log_interval"):
+        if getattr(cfg.schedule, key) <= 0:
+            raise ConfigError(f"'schedule.{key}' must be positive, got {getattr(cfg.schedule, key)}")
+    if cfg.data.batch_size <= 0:
+        raise ConfigError(f"'data.batch_size' must be positive, got {cfg.data.batch_size}")
+    return cfg

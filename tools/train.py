@@ -1,0 +1,52 @@
+#!/usr/bin/env python
+"""Train a segmenter with a UDA method: `python tools/train.py CONFIG [key.sub=value ...] [--resume]`.
+
+Distributed: `torchrun --nproc_per_node=N tools/train.py CONFIG`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from seg_uda.config import ConfigError, load_config  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="experiment YAML under configs/")
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. optim.lr=1e-3 schedule.max_iters=100")
+    p.add_argument("--work-dir", default=None, help="output folder (default: work_dir from the config, or runs/<name>)")
+    p.add_argument("--resume", nargs="?", const=True, default=False,
+                   help="resume from WORK_DIR/checkpoints/last.pth, or from the given checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    from seg_uda.engine import dist
+    from seg_uda.engine.trainer import Trainer
+
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    try:
+        trainer = Trainer(cfg, resume=args.resume, work_dir=args.work_dir, progress=not args.no_progress)
+        result = trainer.train()
+        if result and trainer.is_main:
+            print(f"final val mIoU: {100 * result['mIoU']:.2f}  ({trainer.work_dir / 'final_metrics.json'})")
+    finally:
+        dist.cleanup_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
