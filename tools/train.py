@@ -42,7 +42,7 @@ def main(argv=None) -> int:
         trainer = Trainer(cfg, resume=args.resume, work_dir=args.work_dir, progress=not args.no_progress)
         result = trainer.train()
         if result and trainer.is_main:
-            print(f"final val mIoU: {100 * result['mIoU']:.2f}  ({trainer.work_dir / 'final_metrics.json'})")
+            print(f"final val mIoU: {100 * result['miou']:.2f}  ({trainer.work_dir / 'final_metrics.json'})")
     finally:
         dist.cleanup_distributed()
     return 0

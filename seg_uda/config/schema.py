@@ -29,6 +29,8 @@ class DataConfig:
     source_size: List[int] = field(default_factory=lambda: [640, 360])
     target_size: List[int] = field(default_factory=lambda: [512, 256])
     val_size: Optional[List[int]] = field(default_factory=lambda: [512, 256])  # image resize; labels stay full size
+    source_crop: Optional[List[int]] = None  # random crop after resizing to source_size; None = no crop
+    target_crop: Optional[List[int]] = None
     scale_range: Optional[List[float]] = None  # random rescale before the crop, e.g. [0.75, 1.25]
     hflip: bool = True
     color_jitter: float = 0.0
@@ -258,8 +260,8 @@ def _registry_get(registry: Any, name: Any, key: str) -> Any:
 
 
 DATASET_INJECTED = ("transform", "num_classes")
-MODEL_INJECTED = ("num_classes",)
-METHOD_INJECTED = ("num_classes",)
+MODEL_INJECTED = ("num_classes", "bn_policy")
+METHOD_INJECTED = ("num_classes", "feat_channels")
 
 
 def validate_components(cfg: Config) -> Config:
@@ -279,7 +281,7 @@ def validate_components(cfg: Config) -> Config:
         factory = _registry_get(DATASETS, spec.pop("type"), f"{key}.type")
         kwargs = check_component_kwargs(factory, spec, key, DATASET_INJECTED)
         setattr(cfg.data, split, {"type": getattr(cfg.data, split)["type"], **kwargs})
-    for size_key in ("source_size", "target_size", "val_size"):
+    for size_key in ("source_size", "target_size", "val_size", "source_crop", "target_crop"):
         size = getattr(cfg.data, size_key)
         if size is not None and (len(size) != 2 or min(size) <= 0):
             raise ConfigError(f"'data.{size_key}' must be [width, height] with positive values, got {size}")

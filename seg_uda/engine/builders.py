@@ -19,7 +19,9 @@ def dataset_transform(cfg: Config, role: str) -> Any:
     if role == "val":
         return build_eval_transform(size=tuple(d.val_size) if d.val_size else None, mean=mean, std=std)
     size = d.source_size if role == "source" else d.target_size
-    return build_train_transform(size=tuple(size), scale_range=tuple(d.scale_range) if d.scale_range else None,
+    crop = d.source_crop if role == "source" else d.target_crop
+    return build_train_transform(size=tuple(size), crop_size=tuple(crop) if crop else None,
+                                 scale_range=tuple(d.scale_range) if d.scale_range else None,
                                  hflip=d.hflip, color_jitter=d.color_jitter, mean=mean, std=std)
 
 
@@ -39,13 +41,14 @@ def build_dataset(cfg: Config, role: str, with_labels: Optional[bool] = None) ->
 
 
 def build_model(cfg: Config) -> nn.Module:
-    """The segmenter with its BatchNorm policy applied."""
+    """The segmenter with the config's BatchNorm policy."""
     from ..models import MODELS
     from ..models.batchnorm import apply_bn_policy
 
-    model = MODELS.build(cfg.model.name, num_classes=cfg.data.num_classes, **cfg.model.args)
-    model = apply_bn_policy(model, cfg.model.bn_policy)
-    return model
+    factory = MODELS.get(cfg.model.name)
+    if "bn_policy" in inspect.signature(factory).parameters:
+        return factory(num_classes=cfg.data.num_classes, bn_policy=cfg.model.bn_policy, **cfg.model.args)
+    return apply_bn_policy(factory(num_classes=cfg.data.num_classes, **cfg.model.args), cfg.model.bn_policy)
 
 
 def model_multi_level(model: nn.Module) -> bool:

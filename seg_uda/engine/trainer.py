@@ -173,7 +173,8 @@ class Trainer:
         raise NonFiniteLossError(msg + " (last good checkpoint kept; set schedule.nonfinite=skip to skip such steps)")
 
     # ------------------------------------------------------------------ loop
-    def train(self) -> Dict[str, Any]:
+    def train(self, until: Optional[int] = None) -> Dict[str, Any]:
+        """Train to schedule.max_iters (or stop early after iteration `until`, checkpointing there)."""
         cfg = self.cfg
         s = cfg.schedule
         if self.is_main:
@@ -184,7 +185,8 @@ class Trainer:
         running: Dict[str, List[float]] = {}
         result: Dict[str, Any] = {}
         try:
-            while self.iteration < s.max_iters:
+            stop_at = s.max_iters if until is None else min(until, s.max_iters)
+            while self.iteration < stop_at:
                 values = self.run_step()
                 self.iteration += 1
                 for k, v in values.items():
@@ -200,12 +202,12 @@ class Trainer:
                     self._log_images(it)
                 if s.eval_interval and it % s.eval_interval == 0 and it != s.max_iters and self.val_set is not None:
                     self._log_eval(it, self.evaluate())
-                if it % s.ckpt_interval == 0 or it == s.max_iters or self._stop_signal is not None:
+                if it % s.ckpt_interval == 0 or it == stop_at or self._stop_signal is not None:
                     self.save_checkpoint()
                 if self._stop_signal is not None:
                     self.logger.write(f"received signal {self._stop_signal}: checkpoint written at iteration {it}")
                     raise SystemExit(128 + self._stop_signal)
-            if self.val_set is not None:
+            if self.val_set is not None and self.iteration == s.max_iters:
                 result = self.evaluate()
                 self._log_eval(self.iteration, result)
                 if self.is_main:
@@ -216,8 +218,9 @@ class Trainer:
         return result
 
     def _log_eval(self, it: int, res: Dict[str, Any]) -> None:
-        self.logger.log("eval", it, {"mIoU": res["mIoU"], "pixel_acc": res["pixel_acc"]})
-        self.logger.write(f"[iter {it}] val mIoU {100 * res['mIoU']:.2f}")
+        per_class = {f"iou_{k}": v for k, v in res["iou"].items() if v is not None}
+        self.logger.log("eval", it, {"mIoU": res["miou"], "pixel_acc": res["pixel_acc"], **per_class})
+        self.logger.write(f"[iter {it}] val mIoU {100 * res['miou']:.2f}")
 
     @torch.no_grad()
     def _log_images(self, it: int) -> None:
@@ -260,7 +263,15 @@ class Trainer:
             logits = self.predict(batch["image"], tuple(label.shape[-2:]))
             cm.update(logits.argmax(1).cpu(), label)
         cm.reduce_from_all_processes()
-        return cm.compute()
+        return cm.compute(class_names=self.class_names()).to_dict()
+
+    def class_names(self) -> List[str]:
+        names = getattr(self.val_set, "class_names", None)
+        if names is None:
+            from ..data.labels import class_names
+
+            names = class_names(self.cfg.data.num_classes)
+        return list(names)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:

@@ -1,0 +1,28 @@
+"""Evaluation: confusion-matrix metrics (cityscapesscripts-exact mIoU), prediction-folder scoring, inference."""
+from .confusion import ConfusionMatrix, SegMetrics, format_table
+from .folder_eval import (
+    CITYSCAPES_GT_SUFFIX,
+    cityscapes_class_names,
+    cityscapes_id_to_trainid,
+    evaluate_prediction_folder,
+    find_gt_files,
+    match_predictions,
+    read_label_png,
+)
+from .inference import ensemble_predict, predict_logits, predict_probs
+
+__all__ = [
+    "CITYSCAPES_GT_SUFFIX",
+    "ConfusionMatrix",
+    "SegMetrics",
+    "cityscapes_class_names",
+    "cityscapes_id_to_trainid",
+    "ensemble_predict",
+    "evaluate_prediction_folder",
+    "find_gt_files",
+    "format_table",
+    "match_predictions",
+    "predict_logits",
+    "predict_probs",
+    "read_label_png",
+]

@@ -1,0 +1,34 @@
+"""Segmentation models (DeepLab-v2 / v3+), ADVENT discriminator, gradient reversal, weights and BN policies."""
+from __future__ import annotations
+
+from typing import Any, List
+
+from torch import nn
+
+from seg_uda.registry import Registry
+
+MODELS = Registry("model")
+
+from .batchnorm import BN_POLICIES, apply_bn_policy  # noqa: E402
+from .deeplabv2 import ASPPClassifier, DeepLabV2  # noqa: E402
+from .deeplabv3plus import DeepLabV3Plus  # noqa: E402
+from .discriminator import FCDiscriminator  # noqa: E402
+from .grl import GradientReversal, grad_reverse  # noqa: E402
+from .pretrained import LITE0_OFFLINE, PretrainedWeightsError, load_lite0_offline_state_dict  # noqa: E402
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the segmenter registered as ``name`` (see :func:`list_models`) with constructor ``kwargs``."""
+    return MODELS.build(name, **kwargs)
+
+
+def list_models() -> List[str]:
+    """Names of all registered segmenters."""
+    return MODELS.names()
+
+
+__all__ = [
+    "MODELS", "build_model", "list_models", "DeepLabV2", "DeepLabV3Plus", "ASPPClassifier", "FCDiscriminator",
+    "GradientReversal", "grad_reverse", "apply_bn_policy", "BN_POLICIES", "LITE0_OFFLINE",
+    "PretrainedWeightsError", "load_lite0_offline_state_dict",
+]

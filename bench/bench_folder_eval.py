@@ -1,0 +1,138 @@
+"""Benchmark: seg_uda's evaluate_prediction_folder vs cityscapesscripts' evalPixelLevelSemanticLabeling.
+
+Generates N synthetic Cityscapes-layout ground-truth / prediction PNGs (piecewise-constant label maps, default
+1024x2048), times both evaluators in the same run on the same files and prints both mIoUs and the speed ratio.
+
+    python bench/bench_folder_eval.py --num-images 20 [--height 1024 --width 2048 --workers 2]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import sys
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from seg_uda.evaluation import evaluate_prediction_folder  # noqa: E402
+
+
+def _label_weights() -> Tuple[np.ndarray, np.ndarray]:
+    """Label ids with a rough Cityscapes-like frequency (stuff classes frequent, instance classes rare)."""
+    ids = np.arange(34)
+    w = np.full(34, 0.3)
+    for i, v in {7: 12, 8: 4, 11: 8, 21: 6, 23: 3, 26: 2, 22: 1, 17: 1, 0: 1, 4: 0.5, 24: 0.6, 20: 0.4}.items():
+        w[i] = v
+    return ids, w / w.sum()
+
+
+def generate(root: Path, n: int, height: int, width: int, seed: int = 0) -> Tuple[Path, Path]:
+    """Write gt/<city>/<stem>_gtFine_{labelIds,instanceIds}.png and pred/<city>/<stem>_leftImg8bit.png."""
+    from cityscapesscripts.helpers.labels import id2label
+
+    rng = np.random.default_rng(seed)
+    ids, w = _label_weights()
+    gt_root, pred_root = root / "gt", root / "pred"
+    cities = ["frankfurt", "lindau", "munster"]
+    gb, pb = 64, 16  # GT region block size, prediction error block size
+    gh, gw = -(-height // gb), -(-width // gb)
+    for i in range(n):
+        city = cities[i % len(cities)]
+        (gt_root / city).mkdir(parents=True, exist_ok=True)
+        (pred_root / city).mkdir(parents=True, exist_ok=True)
+        stem = f"{city}_{i:06d}_{19 + i:06d}"
+        blocks = rng.choice(ids, size=(gh, gw), p=w).astype(np.uint8)
+        gt = np.kron(blocks, np.ones((gb, gb), np.uint8))[:height, :width]
+        inst_blocks = blocks.astype(np.uint16)
+        has_inst = np.vectorize(lambda v: id2label[int(v)].hasInstances)(blocks)
+        inst_blocks[has_inst] = blocks[has_inst].astype(np.uint16) * 1000 + np.arange(int(has_inst.sum()), dtype=np.uint16)
+        inst = np.kron(inst_blocks, np.ones((gb, gb), np.uint16))[:height, :width]
+        err = rng.random((-(-height // pb), -(-width // pb))) < 0.3
+        wrong = np.kron(err, np.ones((pb, pb), bool))[:height, :width]
+        pred_blocks = rng.choice(ids, size=err.shape, p=w).astype(np.uint8)
+        pred = np.where(wrong, np.kron(pred_blocks, np.ones((pb, pb), np.uint8))[:height, :width], gt)
+        cv2.imwrite(str(gt_root / city / f"{stem}_gtFine_labelIds.png"), gt)
+        cv2.imwrite(str(gt_root / city / f"{stem}_gtFine_instanceIds.png"), inst)
+        cv2.imwrite(str(pred_root / city / f"{stem}_leftImg8bit.png"), pred)
+    return gt_root, pred_root
+
+
+def run_cityscapes(gt_root: Path, pred_root: Path, tmp: Path, instances: bool) -> Tuple[float, float, bool]:
+    """Its main() path: glob GT, getPrediction per GT, evaluateImgLists. Returns (seconds, mIoU, cython?)."""
+    import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling as ev
+
+    args = ev.CArgs()
+    for key, value in vars(ev.args).items():
+        setattr(args, key, value)
+    args.evalInstLevelScore = instances
+    args.evalPixelAccuracy = False
+    args.JSONOutput = False
+    args.exportFile = str(tmp / "cs.json")
+    args.quiet = True
+    args.colorized = False
+    args.bold = args.nocol = ""
+    args.predictionPath = str(pred_root)
+    args.predictionWalk = None
+    t0 = time.perf_counter()
+    gts = glob.glob(os.path.join(str(gt_root), "*", "*_gtFine_labelIds.png"))
+    preds = [ev.getPrediction(args, g) for g in gts]
+    res = ev.evaluateImgLists(preds, gts, args)
+    return time.perf_counter() - t0, float(res["averageScoreClasses"]), bool(ev.CSUPPORT)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--num-images", type=int, default=20)
+    p.add_argument("--height", type=int, default=1024)
+    p.add_argument("--width", type=int, default=2048)
+    p.add_argument("--workers", type=int, default=None, help="threads for seg_uda (default min(8, cpu_count))")
+    p.add_argument("--skip-instances", action="store_true", help="skip cityscapesscripts' default IoU+nIoU run")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        t0 = time.perf_counter()
+        gt_root, pred_root = generate(tmp, a.num_images, a.height, a.width)
+        print(f"generated {a.num_images} pairs of {a.width}x{a.height} in {time.perf_counter() - t0:.1f}s "
+              f"(cpu_count={os.cpu_count()}, loadavg={os.getloadavg()[0]:.2f})")
+        for f in glob.glob(str(tmp / "**" / "*.png"), recursive=True):  # warm the page cache for everyone
+            Path(f).read_bytes()
+
+        rows: List[Dict[str, object]] = []
+        workers = a.workers if a.workers is not None else min(8, os.cpu_count() or 1)
+        for nw in sorted({1, workers}):
+            t0 = time.perf_counter()
+            r = evaluate_prediction_folder(pred_root, gt_root, num_workers=nw)
+            rows.append({"name": f"seg_uda ({nw} thread{'s' if nw > 1 else ''})", "s": time.perf_counter() - t0,
+                         "miou": r.miou})
+        cs_s, cs_miou, cython = run_cityscapes(gt_root, pred_root, tmp, instances=False)
+        path = "Cython addToConfusionMatrix" if cython else "pure-Python/numpy np.unique path"
+        rows.append({"name": "cityscapesscripts IoU only", "s": cs_s, "miou": cs_miou, "ref": True})
+        if not a.skip_instances:
+            try:
+                s, m, _ = run_cityscapes(gt_root, pred_root, tmp, instances=True)
+                rows.append({"name": "cityscapesscripts default (IoU+nIoU)", "s": s, "miou": m, "ref": True})
+            except Exception as exc:  # e.g. numpy>=2.4 removed np.in1d, which its nIoU code calls
+                print(f"cityscapesscripts default (IoU+nIoU) could not run: {type(exc).__name__}: {exc}")
+
+    ref_s = cs_s
+    print(f"cityscapesscripts confusion path: {path}")
+    print(f"{'evaluator':<40}{'seconds':>9}{'ms/img':>9}{'mIoU':>12}{'speed-up vs cityscapesscripts IoU':>36}")
+    for r in rows:
+        s = float(r["s"])
+        print(f"{r['name']:<40}{s:>9.2f}{1000 * s / a.num_images:>9.1f}{float(r['miou']):>12.8f}{ref_s / s:>35.2f}x")
+    mious = [float(r["miou"]) for r in rows]
+    print(f"max |mIoU difference| = {max(mious) - min(mious):.3e}")
+
+
+if __name__ == "__main__":
+    main()

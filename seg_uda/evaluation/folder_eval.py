@@ -1,0 +1,218 @@
+"""Model-free evaluation of a folder of Cityscapes ``labelIds`` prediction PNGs (official submission layout).
+
+Gives the same class IoUs and mean as cityscapesscripts' ``evalPixelLevelSemanticLabeling`` but decodes images
+in a thread pool (cv2 and torch release the GIL) and counts (gt id, predicted id) pairs with one
+``torch.bincount`` per image; the label-id -> train-id LUT is applied once to the summed 256-bin histogram.
+"""
+from __future__ import annotations
+
+import bisect
+import fnmatch
+import glob
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from .confusion import ConfusionMatrix, SegMetrics
+
+PathLike = Union[str, "os.PathLike[str]"]
+CITYSCAPES_GT_SUFFIX = "_gtFine_labelIds.png"
+
+
+def cityscapes_id_to_trainid() -> Dict[int, int]:
+    """Cityscapes label id -> train id (255 for every label that cityscapesscripts ignores in evaluation)."""
+    from cityscapesscripts.helpers.labels import labels
+
+    return {lb.id: (255 if lb.ignoreInEval else int(lb.trainId)) for lb in labels if lb.id >= 0}
+
+
+def cityscapes_class_names() -> List[str]:
+    """The 19 Cityscapes evaluation class names ordered by train id."""
+    from cityscapesscripts.helpers.labels import labels
+
+    named = sorted((lb.trainId, lb.name) for lb in labels if lb.id >= 0 and not lb.ignoreInEval)
+    return [name for _, name in named]
+
+
+def find_gt_files(gt_dir: PathLike, gt_suffix: str = CITYSCAPES_GT_SUFFIX) -> List[str]:
+    """Ground-truth files ``gt_dir/<city>/*<gt_suffix>``, sorted."""
+    gt_dir = os.fspath(gt_dir)
+    if not os.path.isdir(gt_dir):
+        raise FileNotFoundError(f"ground-truth folder {gt_dir!r} does not exist")
+    pattern = os.path.join(gt_dir, "*", "*" + gt_suffix)
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no ground-truth files match {pattern!r}")
+    return files
+
+
+def match_predictions(pred_dir: PathLike, gt_files: Sequence[str], gt_suffix: str = CITYSCAPES_GT_SUFFIX) -> List[str]:
+    """For each GT file ``<stem><gt_suffix>`` the unique file ``<stem>*.png`` anywhere under ``pred_dir``.
+
+    Same rule as cityscapesscripts' ``getPrediction`` (recursive walk, fnmatch ``<city>_<seq>_<frame>*.png``),
+    but with a sorted index instead of a scan per GT file.
+    """
+    pred_dir = os.fspath(pred_dir)
+    if not os.path.isdir(pred_dir):
+        raise FileNotFoundError(f"prediction folder {pred_dir!r} does not exist")
+    entries: List[Tuple[str, str]] = []
+    for root, _dirs, names in os.walk(pred_dir):
+        entries.extend((name, os.path.join(root, name)) for name in names)
+    entries.sort()
+    keys = [name for name, _ in entries]
+    matched: List[str] = []
+    for gt in gt_files:
+        base = os.path.basename(gt)
+        if not base.endswith(gt_suffix):
+            raise ValueError(f"ground-truth file {gt!r} does not end with {gt_suffix!r}")
+        stem = base[: -len(gt_suffix)]
+        pattern = f"{stem}*.png"
+        hits = []
+        i = bisect.bisect_left(keys, stem)
+        while i < len(keys) and keys[i].startswith(stem):
+            if fnmatch.fnmatchcase(keys[i], pattern):
+                hits.append(entries[i][1])
+            i += 1
+        if not hits:
+            raise FileNotFoundError(f"no prediction '{pattern}' under {pred_dir!r} for ground truth {gt!r}")
+        if len(hits) > 1:
+            raise ValueError(f"several predictions for ground truth {gt!r}: {hits}")
+        matched.append(hits[0])
+    return matched
+
+
+def read_label_png(path: str) -> np.ndarray:
+    """A single-channel label-id PNG as a 2-D uint8 array (palette PNGs give their indices, like PIL)."""
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"cannot read image {path!r}")
+    if img.ndim == 3:  # cv2 expands palette PNGs to BGR; PIL keeps the indices (what cityscapesscripts reads)
+        with Image.open(path) as pil:
+            if pil.mode not in ("P", "L"):
+                raise ValueError(f"{path!r} has mode {pil.mode} ({img.shape[2]} channels); expected single-channel ids")
+            img = np.asarray(pil)
+    if img.dtype != np.uint8:
+        if not np.issubdtype(img.dtype, np.integer):
+            raise ValueError(f"{path!r} has dtype {img.dtype}; expected integer label ids")
+        hi = int(img.max()) if img.size else 0
+        if hi > 255 or int(img.min()) < 0:
+            raise ValueError(f"{path!r} contains id {hi} outside the label set")
+        img = img.astype(np.uint8)
+    return img
+
+
+_THREAD_LOCAL = threading.local()
+
+
+def _index_buffer(shape: Tuple[int, ...], dtype: type) -> np.ndarray:
+    """A per-thread reusable index array: fresh multi-MB allocations page-fault and serialise threads."""
+    buf = getattr(_THREAD_LOCAL, "index_buffer", None)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = np.empty(shape, dtype=dtype)
+        _THREAD_LOCAL.index_buffer = buf
+    return buf
+
+
+def _pair_counts(pred_path: str, gt_path: str, valid_ids: np.ndarray, n_gt: int) -> np.ndarray:
+    """[n_gt, 256] int64 counts of (gt id, predicted id) pairs for one image; validates sizes and ids.
+
+    ``valid_ids`` is the 256-entry label-set mask; ``n_gt`` = largest valid id + 1.
+    """
+    gt = read_label_png(gt_path)
+    pred = read_label_png(pred_path)
+    if gt.shape != pred.shape:
+        raise ValueError(
+            f"size mismatch: prediction {pred_path!r} is {pred.shape[1]}x{pred.shape[0]} (WxH), "
+            f"ground truth {gt_path!r} is {gt.shape[1]}x{gt.shape[0]}"
+        )
+    if gt.size and int(gt.max()) >= n_gt:
+        bad = [int(v) for v in np.unique(gt) if not valid_ids[v]]
+        raise ValueError(f"ground truth {gt_path!r} has ids {bad} outside the label set")
+    idx = _index_buffer(gt.shape, np.int16 if n_gt <= 128 else np.int32)  # (gt << 8) | pred fits int16 for gt < 128
+    idx[...] = gt
+    idx <<= 8
+    idx |= pred
+    counts = torch.bincount(torch.from_numpy(idx.reshape(-1)), minlength=n_gt * 256).numpy().reshape(n_gt, 256)
+    bad_gt = np.flatnonzero(counts.any(axis=1) & ~valid_ids[:n_gt])
+    if bad_gt.size:
+        raise ValueError(f"ground truth {gt_path!r} has ids {bad_gt.tolist()} outside the label set")
+    bad_pred = np.flatnonzero(counts.any(axis=0) & ~valid_ids)
+    if bad_pred.size:
+        raise ValueError(f"prediction {pred_path!r} has ids {bad_pred.tolist()} outside the label set")
+    return counts.astype(np.int64, copy=False)
+
+
+def _lut_arrays(id_to_trainid: Mapping[int, int], num_classes: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(valid_ids[256] bool, to_train[256] int: train id, or num_classes for ignored / unknown ids)."""
+    valid = np.zeros(256, dtype=bool)
+    to_train = np.full(256, num_classes, dtype=np.int64)
+    for label_id, train_id in id_to_trainid.items():
+        label_id, train_id = int(label_id), int(train_id)
+        if not 0 <= label_id <= 255:
+            raise ValueError(f"label id {label_id} does not fit an 8-bit PNG")
+        valid[label_id] = True
+        if 0 <= train_id < num_classes:
+            to_train[label_id] = train_id
+        elif train_id not in (255, -1):
+            raise ValueError(f"label id {label_id} maps to train id {train_id}, not in [0, {num_classes}) or 255")
+    return valid, to_train
+
+
+def evaluate_prediction_folder(
+    pred_dir: PathLike,
+    gt_dir: PathLike,
+    num_classes: int = 19,
+    class_subset: Optional[Sequence[int]] = None,
+    num_workers: Optional[int] = None,
+    gt_suffix: str = CITYSCAPES_GT_SUFFIX,
+    id_to_trainid: Optional[Mapping[int, int]] = None,
+    class_names: Optional[Sequence[str]] = None,
+) -> SegMetrics:
+    """Score saved ``labelIds`` predictions in ``pred_dir`` against ``gt_dir/<city>/*<gt_suffix>`` (no model).
+
+    ``id_to_trainid`` defaults to cityscapesscripts' labels (ids ignored in evaluation -> 255); predicting an
+    ignored id is a false negative, as in the official evaluator. Raises on a missing or ambiguous prediction,
+    a size mismatch or an id outside the label set, naming the file(s).
+    """
+    mapping = cityscapes_id_to_trainid() if id_to_trainid is None else dict(id_to_trainid)
+    valid_ids, to_train = _lut_arrays(mapping, num_classes)
+    if not valid_ids.any():
+        raise ValueError("id_to_trainid is empty")
+    if class_names is None and id_to_trainid is None and num_classes == 19:
+        class_names = cityscapes_class_names()
+    gt_files = find_gt_files(gt_dir, gt_suffix)
+    pred_files = match_predictions(pred_dir, gt_files, gt_suffix)
+
+    n_gt = int(np.flatnonzero(valid_ids).max()) + 1
+    workers = num_workers if num_workers is not None else min(8, os.cpu_count() or 1)
+    total = np.zeros((n_gt, 256), dtype=np.int64)
+    if workers <= 1:
+        for p, g in zip(pred_files, gt_files):
+            total += _pair_counts(p, g, valid_ids, n_gt)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_pair_counts, p, g, valid_ids, n_gt) for p, g in zip(pred_files, gt_files)]
+            try:
+                for fut in as_completed(futures):
+                    total += fut.result()
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+
+    # apply the LUT to the histogram: rows/cols -> train ids, ignored/void -> index num_classes
+    k = num_classes
+    gt_onehot = np.zeros((n_gt, k + 1), dtype=np.int64)
+    gt_onehot[np.arange(n_gt), to_train[:n_gt]] = 1
+    pred_onehot = np.zeros((256, k + 1), dtype=np.int64)
+    pred_onehot[np.arange(256), to_train] = 1
+    train_hist = gt_onehot.T @ total @ pred_onehot  # [K+1, K+1]; row K = ignored GT (dropped)
+    cm = ConfusionMatrix(k)
+    cm.add_counts(train_hist[:k, :])
+    return cm.compute(class_subset=class_subset, class_names=class_names)

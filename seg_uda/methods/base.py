@@ -1,0 +1,145 @@
+"""The `UDAMethod` interface every adaptation method implements, plus the `METHODS` registry.
+
+A method only computes losses; the trainer owns the loop, optimizers, precision, DDP and checkpoints.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Mapping
+
+from torch import Tensor, nn
+
+from seg_uda.registry import Registry
+
+from .losses import seg_loss
+
+__all__ = ["METHODS", "UDAMethod", "Batch", "frozen", "SOURCE_LABEL", "TARGET_LABEL"]
+
+METHODS = Registry("method")
+
+Batch = Mapping[str, Tensor]  # {"image": float [N,3,H,W], "label": int64 [N,H,W] (255 = ignore), ...}
+
+SOURCE_LABEL = 0.0  # discriminator / domain-classifier target for source inputs (ADVENT convention)
+TARGET_LABEL = 1.0  # ... and for target inputs
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module | None) -> Iterator[None]:
+    """Temporarily set `requires_grad=False` on the modules' parameters, restoring each flag afterwards.
+
+    Ops run inside the block record no gradient path to these parameters, so a later backward of
+    their outputs leaves the parameters' `.grad` untouched (gradients still flow to the inputs).
+    """
+    params = [p for m in modules if m is not None for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+class UDAMethod(nn.Module):
+    """Computes one method's losses for a step; owns the method's own modules (discriminators, domain classifiers).
+
+    Subclasses implement `generator_step`; adversarial ones also `discriminator_step` and
+    `discriminator_parameters`. All returned losses are already weighted: the trainer sums them.
+    """
+
+    uses_source: bool = True  # needs labelled source batches
+    uses_target: bool = True  # needs target images
+    uses_target_labels: bool = False  # oracle only
+
+    def __init__(
+        self,
+        num_classes: int,
+        multi_level: bool = False,
+        lambda_seg_main: float = 1.0,
+        lambda_seg_aux: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if int(num_classes) < 2:
+            raise ValueError(f"{type(self).__name__}: num_classes must be >= 2, got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.multi_level = bool(multi_level)
+        self.lambda_seg_main = float(lambda_seg_main)
+        self.lambda_seg_aux = float(lambda_seg_aux)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """Output levels the method uses: ("main",) or ("main", "aux")."""
+        return ("main", "aux") if self.multi_level else ("main",)
+
+    # ----------------------------------------------------------------- interface
+    def generator_step(
+        self, model: nn.Module, source: Batch | None, target: Batch | None, progress: float
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Forward the segmenter; return (named weighted losses to sum and backprop, cache of detached tensors for D)."""
+        raise NotImplementedError
+
+    def discriminator_step(self, cache: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Named weighted discriminator losses computed from the cache (empty when the method has no discriminator)."""
+        return {}
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """Parameters for the separate discriminator optimizer (Adam); empty when there is no discriminator."""
+        return []
+
+    def extra_parameters(self) -> list[nn.Parameter]:
+        """Method parameters trained by the segmenter optimizer at head LR (e.g. DANN's domain classifier)."""
+        return []
+
+    # ----------------------------------------------------------------- helpers for subclasses
+    def forward_model(self, model: nn.Module, batch: Batch, domain: str) -> dict[str, Tensor]:
+        """Run `model` on `batch["image"]` and check its output dict has what this method needs."""
+        image = self.batch_item(batch, "image", domain)
+        if image.dim() != 4:
+            raise ValueError(f"{domain}['image'] must have shape [N,3,H,W], got shape {tuple(image.shape)}")
+        out = model(image)
+        if not isinstance(out, Mapping) or "out" not in out:
+            got = sorted(out) if isinstance(out, Mapping) else type(out).__name__
+            raise TypeError(f"{type(self).__name__}: the model must return a dict with key 'out', got {got}")
+        if out["out"].shape[1] != self.num_classes:
+            raise ValueError(
+                f"{type(self).__name__}: model output 'out' has {out['out'].shape[1]} channels "
+                f"but num_classes={self.num_classes}"
+            )
+        if self.multi_level and out.get("aux") is None:
+            raise ValueError(
+                f"{type(self).__name__}: multi_level=True needs the model to return 'aux' logits "
+                f"(got keys {sorted(out)}); use a multi-level segmenter or multi_level=False"
+            )
+        return dict(out)
+
+    def batch_item(self, batch: Batch | None, key: str, domain: str) -> Tensor:
+        """`batch[key]` with an error naming the domain and key when the batch or key is missing."""
+        if batch is None:
+            raise ValueError(f"{type(self).__name__} needs a {domain} batch, got None")
+        if key not in batch:
+            raise KeyError(f"{type(self).__name__}: {domain} batch has no key '{key}' (keys: {sorted(batch)})")
+        return batch[key]
+
+    def seg_losses(self, out: Mapping[str, Tensor], labels: Tensor) -> dict[str, Tensor]:
+        """Weighted supervised losses: `seg_main` and, when multi-level, `seg_aux`."""
+        losses = {"seg_main": self.lambda_seg_main * seg_loss(out["out"], labels)}
+        if self.multi_level:
+            losses["seg_aux"] = self.lambda_seg_aux * seg_loss(out["aux"], labels)
+        return losses
+
+    def level_logits(self, out: Mapping[str, Tensor], level: str) -> Tensor:
+        """Logits of one level: "main" -> out["out"], "aux" -> out["aux"]."""
+        return out["out"] if level == "main" else out["aux"]
+
+    @staticmethod
+    def check_progress(progress: float) -> float:
+        """Validate the training progress fraction (iteration / max_iters)."""
+        progress = float(progress)
+        if not 0.0 <= progress <= 1.0:
+            raise ValueError(f"progress must be iteration / max_iters in [0, 1], got {progress}")
+        return progress
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, multi_level={self.multi_level}"
+

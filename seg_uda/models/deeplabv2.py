@@ -1,0 +1,94 @@
+"""DeepLab-v2 segmenter as used by ADVENT: dilated encoder (output stride 8) + summed-ASPP classifiers."""
+from __future__ import annotations
+
+from typing import Dict, Iterator, Optional, Sequence
+
+import torch
+from torch import nn
+
+from . import MODELS
+from .batchnorm import apply_bn_policy
+from .encoders import create_encoder, make_resnet_caffe_style
+from .pretrained import LoadReport, WeightsSpec
+
+
+class ASPPClassifier(nn.Module):
+    """ADVENT's ``ClassifierModule``: parallel 3x3 convs (padding = dilation, bias) whose outputs are summed.
+
+    Weights are initialised N(0, 0.01); biases keep PyTorch's default init, as in ADVENT.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, dilations: Sequence[int] = (6, 12, 18, 24)) -> None:
+        super().__init__()
+        if not dilations:
+            raise ValueError("ASPPClassifier needs at least one dilation")
+        self.conv2d_list = nn.ModuleList(
+            nn.Conv2d(in_channels, num_classes, kernel_size=3, stride=1, padding=d, dilation=d, bias=True)
+            for d in dilations)
+        for conv in self.conv2d_list:
+            nn.init.normal_(conv.weight, 0.0, 0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv2d_list[0](x)
+        for conv in self.conv2d_list[1:]:
+            out = out + conv(x)
+        return out
+
+
+@MODELS.register("deeplabv2")
+class DeepLabV2(nn.Module):
+    """ADVENT's DeepLab-v2 on any SMP/timm encoder; ``forward`` -> ``{"out", "aux"?, "feat"}`` at feature resolution.
+
+    ``out``: main logits from the deepest stage; ``aux`` (``multi_level``): logits from the second-to-last
+    stage (ResNet layer3), as ADVENT's multi-level variant; ``feat``: deepest encoder features.
+    ``caffe_resnet`` reproduces ADVENT's Caffe ResNet layout (use with ``DeepLab_resnet_pretrained_imagenet.pth``).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 19,
+        encoder_name: str = "resnet101",
+        encoder_weights: WeightsSpec = None,
+        multi_level: bool = True,
+        output_stride: int = 8,
+        aspp_dilations: Sequence[int] = (6, 12, 18, 24),
+        bn_policy: str = "frozen",
+        caffe_resnet: bool = False,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+        self.multi_level = multi_level
+        self.output_stride = output_stride
+        self.encoder, report = create_encoder(encoder_name, encoder_weights, output_stride=output_stride,
+                                              in_channels=in_channels)
+        self.pretrained_report: Optional[LoadReport] = report
+        if caffe_resnet:
+            make_resnet_caffe_style(self.encoder)
+        channels = list(self.encoder.out_channels)
+        self.feat_channels: int = channels[-1]
+        self.out_stride: int = int(self.encoder.output_stride)  # input size / "out" size
+        self.aux_channels: int = channels[-2]
+        self.classifier = ASPPClassifier(self.feat_channels, num_classes, aspp_dilations)
+        self.aux_classifier = ASPPClassifier(self.aux_channels, num_classes, aspp_dilations) if multi_level else None
+        apply_bn_policy(self, bn_policy)
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        features = self.encoder(x)
+        feat = features[-1]
+        result = {"out": self.classifier(feat), "feat": feat}
+        if self.aux_classifier is not None:
+            result["aux"] = self.aux_classifier(features[-2])
+        return result
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        """Encoder parameters (1x LR in ADVENT; may be frozen). Filter on ``requires_grad`` for the optimizer."""
+        return self.encoder.parameters()
+
+    def head_parameters(self) -> Iterator[nn.Parameter]:
+        """Classifier parameters (10x LR in ADVENT)."""
+        for module in (self.classifier, self.aux_classifier):
+            if module is not None:
+                yield from module.parameters()
