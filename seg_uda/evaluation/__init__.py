@@ -26,3 +26,11 @@ __all__ = [
     "predict_probs",
     "read_label_png",
 ]
+
+from .checkpoint_model import CheckpointMismatchError, load_model, load_models  # noqa: E402
+from .runner import InferenceOptions, evaluate_models, metrics_dict, save_labelid_prediction  # noqa: E402
+
+__all__ += [
+    "CheckpointMismatchError", "InferenceOptions", "evaluate_models", "load_model", "load_models", "metrics_dict",
+    "save_labelid_prediction",
+]
