@@ -22,7 +22,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", nargs="?", const=True, default=False,
                    help="resume from WORK_DIR/checkpoints/last.pth, or from the given checkpoint")
     p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
-    return p.parse_args(argv)
+    return p.parse_intermixed_args(argv)  # overrides may follow options such as --work-dir
 
 
 def main(argv=None) -> int:

@@ -34,6 +34,23 @@ def atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
+class OutputDirError(RuntimeError):
+    """The run's output directory cannot be created or written; names the directory."""
+
+
+def ensure_writable_dir(path: str | Path) -> Path:
+    """Create `path` (and parents) and prove it is writable, so a bad output path fails before training."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write_test.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputDirError(f"output directory {path} is not writable: {e}") from None
+    return path
+
+
 def load_checkpoint(path: str | Path) -> Dict[str, Any]:
     """Load a checkpoint with `weights_only=True`; a bad file raises CheckpointError naming it."""
     path = Path(path)
@@ -75,12 +92,16 @@ class CheckpointManager:
         atomic_save(state, self.dir / "last.pth")
         for _, old in list_checkpoints(self.dir)[max(self.keep_last, 1):]:
             old.unlink(missing_ok=True)
+        for stale in self.dir.glob(".*.pth.*.tmp"):  # left by a process killed mid-save
+            stale.unlink(missing_ok=True)
         return path
 
     def load_latest(self, explicit: Optional[str | Path] = None) -> Optional[Tuple[Dict[str, Any], Path]]:
         """Load `explicit` or `last.pth`; on a corrupt file, warn and fall back to the newest good one."""
         candidates: List[Path] = []
         if explicit is not None:
+            if not Path(explicit).is_file():  # a typo in the path is not a corrupt file: no silent fallback
+                raise CheckpointError(f"checkpoint to resume from not found: {explicit}")
             candidates.append(Path(explicit))
         else:
             if (self.dir / "last.pth").exists():

@@ -90,6 +90,15 @@ def average_gradients(params: List[torch.nn.Parameter]) -> None:
         offset += n
 
 
+def max_over_ranks(value: int) -> int:
+    """The largest `value` over all ranks (e.g. a signal number seen by any rank; 0 = none)."""
+    if not is_dist():
+        return value
+    t = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Send a picklable object from `src` to every rank."""
     if not is_dist():

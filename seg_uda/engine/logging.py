@@ -24,6 +24,8 @@ class RunLogger:
             return
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._jsonl = (self.work_dir / "metrics.jsonl").open("a", encoding="utf-8")
+        if self._jsonl.tell() > 0 and not _ends_with_newline(self.work_dir / "metrics.jsonl"):
+            self._jsonl.write("\n")  # a kill mid-write left a partial line: keep it, start a fresh one
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -77,6 +79,12 @@ class RunLogger:
             self._tb.close()
         if self._jsonl is not None:
             self._jsonl.close()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
 
 
 def _json_default(o: Any) -> Any:

@@ -45,9 +45,6 @@ class InfiniteStreamSampler(Sampler):
             yield int(perm[offset]), (self.seed * 1_000_003 + pos) % (2**31 - 1)
             k += 1
 
-    def __len__(self) -> int:  # pragma: no cover - infinite
-        raise TypeError("InfiniteStreamSampler has no length")
-
 
 def seed_everything_for_sample(seed: int, transform: Any = None) -> None:
     """Seed python, numpy, torch and (albumentations >= 2) the transform's own generator."""

@@ -20,7 +20,7 @@ from torch import nn
 from ..config import Config, save_config
 from . import dist
 from .builders import build_dataset, build_method, build_model, build_optimizers
-from .checkpoint import CheckpointManager
+from .checkpoint import CheckpointManager, ensure_writable_dir
 from .lr import PolyLR
 from .logging import RunLogger
 from .sampling import infinite_loader, shard_indices
@@ -60,6 +60,8 @@ class Trainer:
         self.is_main = self.rank == 0
         self.show_progress = progress
         self.work_dir = Path(work_dir or cfg.work_dir or Path("runs") / cfg.name)
+        if self.is_main:  # fail on an unusable output path now, not at the first checkpoint
+            ensure_writable_dir(self.work_dir / "checkpoints")
         self.amp = cfg.schedule.amp
         if self.amp == "fp16" and self.device.type != "cuda":
             raise ValueError("schedule.amp=fp16 needs CUDA; use 'bf16' on the CPU")
@@ -86,6 +88,9 @@ class Trainer:
         self.train_model: nn.Module = self.model
         if self.world_size > 1:
             if cfg.model.bn_policy == "sync":
+                if self.device.type != "cuda":  # DDP rejects SyncBatchNorm on CPU modules
+                    raise ValueError("model.bn_policy=sync needs CUDA (SyncBatchNorm is GPU-only under DDP); "
+                                     "use 'frozen' or 'train' for multi-process CPU runs")
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.train_model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -116,8 +121,8 @@ class Trainer:
         cfg, it = self.cfg, self.iteration
         progress = it / cfg.schedule.max_iters
         self.scheduler.set_iteration(it)
-        source = _to_device(next(self.source_iter), self.device, cfg.model.channels_last) if self.source_iter else None
-        target = _to_device(next(self.target_iter), self.device, cfg.model.channels_last) if self.target_iter else None
+        source = _to_device(next(self.source_iter), self.device, cfg.model.channels_last) if self.source_iter is not None else None
+        target = _to_device(next(self.target_iter), self.device, cfg.model.channels_last) if self.target_iter is not None else None
         self.model.train()
         self.method.train()
 
@@ -181,6 +186,10 @@ class Trainer:
             save_config(cfg, self.work_dir / "config.yaml")
         self.logger = RunLogger(self.work_dir, enabled=self.is_main, total_iters=s.max_iters,
                                 start_iter=self.iteration, progress=self.show_progress)
+        if self.resumed_from is not None and not getattr(self, "_resume_logged", False):
+            # marks the restart in metrics.jsonl: later records supersede earlier ones of the same iteration
+            self.logger.log("resume", self.iteration, {"checkpoint": str(self.resumed_from)})
+            self._resume_logged = True
         self._install_signal_handlers()
         running: Dict[str, List[float]] = {}
         result: Dict[str, Any] = {}
@@ -202,11 +211,14 @@ class Trainer:
                     self._log_images(it)
                 if s.eval_interval and it % s.eval_interval == 0 and it != s.max_iters and self.val_set is not None:
                     self._log_eval(it, self.evaluate())
-                if it % s.ckpt_interval == 0 or it == stop_at or self._stop_signal is not None:
+                # read once (a signal between the two checks must still checkpoint), and agree over
+                # ranks so that every rank stops at the same iteration instead of one hanging
+                stop = dist.max_over_ranks(self._stop_signal or 0) or None
+                if it % s.ckpt_interval == 0 or it == stop_at or stop is not None:
                     self.save_checkpoint()
-                if self._stop_signal is not None:
-                    self.logger.write(f"received signal {self._stop_signal}: checkpoint written at iteration {it}")
-                    raise SystemExit(128 + self._stop_signal)
+                if stop is not None:
+                    self.logger.write(f"received signal {stop}: checkpoint written at iteration {it}")
+                    raise SystemExit(128 + stop)
             if self.val_set is not None and self.iteration == s.max_iters:
                 result = self.evaluate()
                 self._log_eval(self.iteration, result)
