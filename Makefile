@@ -16,5 +16,10 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The main job on the embedded benchmark: generate SynthCity, train source-only and
+# AdvEnt+MinEnt, evaluate both, write the comparison chart and the HTML report.
+demo: $(STAMP)
+	$(PY) tools/demo.py
+
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -83,13 +83,17 @@ def _zero_grads(*modules: nn.Module) -> None:
         m.zero_grad(set_to_none=True)
 
 
+# open-set methods need a (K+1)-way model with a gradient-reversal hook: tests/test_openset.py covers them
+CLOSED_SET = [n for n in METHODS.names() if not getattr(METHODS.get(n), "unknown_head", False)]
+
+
 def test_expected_table_covers_registry() -> None:
-    assert sorted(EXPECTED) == METHODS.names()
+    assert sorted(EXPECTED) == CLOSED_SET
 
 
 # ------------------------------------------------------------------ every method: forward / backward
 @pytest.mark.parametrize("multi_level", [False, True], ids=["single", "multi"])
-@pytest.mark.parametrize("name", METHODS.names())
+@pytest.mark.parametrize("name", CLOSED_SET)
 def test_method_forward_backward(name: str, multi_level: bool) -> None:
     torch.manual_seed(0)
     model = StubSegmenter(multi_level)

@@ -6,6 +6,8 @@
          [--out-json m.json] [--confusion-png cm.png] [--save-predictions DIR] [--amp bf16]
   python tools/evaluate.py - CKPT ...          # or just CKPT ...: use the config stored in the checkpoint
   python tools/evaluate.py --predictions DIR --gt-dir GTFINE_SPLIT_DIR [--num-classes 19]   # no model
+  python tools/evaluate.py OPENSET_CONFIG CKPT [--unknown-score msp|entropy|head --unknown-threshold T|auto]
+         # open-set configs (data.openset.enabled) report Common mIoU / Private IoU / H-score, AUROC / AP / FPR95
 
 Positional arguments containing '=' are config overrides (e.g. data.val.split=test data.max_val_images=50).
 Distributed: `torchrun --nproc_per_node=N tools/evaluate.py ...` shards the images over ranks.
@@ -49,6 +51,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--gt-dir", default=None, help="with --predictions: GT folder <city>/*_gtFine_labelIds.png")
     p.add_argument("--num-classes", type=int, default=None, help="with --predictions: 19 or 16 (default: config or 19)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--unknown-score", choices=("msp", "entropy", "head"), default=None,
+                   help="open-set: unknown score (default: 'head' for a K+1 model, else 'msp'); needs data.openset")
+    p.add_argument("--unknown-threshold", default=None, metavar="T|auto",
+                   help="open-set: msp: unknown if max prob < T; entropy: normalized entropy > T; head: p(unknown) > T; "
+                        "'auto': flag data.openset.calibration_fraction of the calibration (source) pixels")
     return p.parse_args(argv)
 
 
@@ -135,10 +142,17 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
     cfg, first = resolve_config(config, checkpoints, overrides)
     if cfg.data.val is None:
         raise ConfigError("the config has no data.val split to evaluate on (set data.val.type/root/split)")
+    if (args.unknown_score or args.unknown_threshold) and not cfg.data.openset.enabled:
+        raise UsageError("--unknown-score/--unknown-threshold need an open-set config (data.openset.enabled=true, "
+                         "e.g. configs/openset/synthcity_posthoc_lite0.yaml)")
+    if args.unknown_threshold is not None and args.unknown_score is None:
+        raise UsageError("--unknown-threshold needs --unknown-score")
     device = dist.init_distributed(args.device)
     try:
         models = [load_model(cfg, p, device, checkpoint=first if i == 0 else None) for i, p in enumerate(checkpoints)]
         del first
+        if cfg.data.openset.enabled:
+            return run_openset(args, cfg, config, checkpoints, models, options)
         dataset = build_dataset(cfg, "val")
         names = list(getattr(dataset, "class_names", None) or [])
         if len(names) != cfg.data.num_classes:
@@ -167,6 +181,52 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
                 print(f"label-id predictions written under {args.save_predictions}")
     finally:
         dist.cleanup_distributed()
+    return 0
+
+
+def run_openset(args: argparse.Namespace, cfg, config: Optional[str], checkpoints: List[str], models, options) -> int:
+    """Open-set evaluation: K+1 classes (last = unknown), Common / Private / H and AUROC / AP / FPR95."""
+    from seg_uda.engine import dist
+    from seg_uda.engine.builders import build_dataset, num_known_classes
+    from seg_uda.openset.evaluate import evaluate_openset, format_openset
+    from seg_uda.openset.posthoc import build_calibration_dataset, calibrate_threshold, to_score_threshold
+
+    k = num_known_classes(cfg)
+    threshold = None
+    if args.unknown_threshold == "auto":
+        calib = build_calibration_dataset(cfg)
+        frac = cfg.data.openset.calibration_fraction
+        threshold = calibrate_threshold(models, calib, args.unknown_score, k, fraction=frac, options=options,
+                                        amp=args.amp)
+        if dist.is_main_process():
+            shown = 1.0 - threshold if args.unknown_score == "msp" else threshold
+            print(f"calibrated {args.unknown_score} threshold {shown:.4f} (CLI convention) on {len(calib)} source "
+                  f"frames: flags {100 * frac:.1f}% of their labelled pixels")
+    elif args.unknown_threshold is not None:
+        try:
+            threshold = to_score_threshold(args.unknown_score, float(args.unknown_threshold))
+        except ValueError:
+            raise UsageError(f"--unknown-threshold must be a number or 'auto', got {args.unknown_threshold!r}") from None
+    dataset = build_dataset(cfg, "val")
+    workers = args.num_workers if args.num_workers is not None else min(cfg.data.num_workers, 2)
+    max_images = args.max_images if args.max_images is not None else cfg.data.max_val_images
+    res = evaluate_openset(models, dataset, k, score=args.unknown_score, threshold=threshold,
+                           class_names=list(dataset.class_names), weights=args.weights, fuse=args.fuse,
+                           options=options, amp=args.amp, max_images=max_images, num_workers=workers)
+    dist.barrier()
+    if dist.is_main_process():
+        print(f"{len(checkpoints)} model(s), open-set on {cfg.data.val.get('type')} '{cfg.data.val.get('split', '')}'"
+              f" ({k} known classes + unknown)")
+        for name, v in res["iou"].items():
+            print(f"  {name:>16s}: {'nan' if v is None else f'{100 * v:.2f}'}")
+        print(format_openset(res))
+        if args.out_json:
+            payload = {**res, "command": shlex.join([sys.executable, *sys.argv]), "argv": sys.argv[1:],
+                       "config": config, "checkpoints": [str(Path(c)) for c in checkpoints], "dataset": cfg.data.val}
+            out = Path(args.out_json)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(payload, indent=2))
+            print(f"metrics written to {out}")
     return 0
 
 

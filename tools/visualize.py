@@ -113,7 +113,9 @@ def render_samples(args: argparse.Namespace, out: Path) -> List[Tuple[str, Path]
     device = torch.device("cuda" if use_cuda else "cpu")
     models = [load_model(cfg, p, device, checkpoint=first if i == 0 else None) for i, p in enumerate(checkpoints)]
     options = InferenceOptions(flip=args.flip, scales=tuple(args.scales))
-    k = cfg.data.num_classes
+    from seg_uda.engine.builders import num_known_classes
+
+    k = num_known_classes(cfg)  # K known classes (open-set: a (K+1)-th output channel is *unknown*)
 
     files = image_files(args)
     samples = []  # (name, rgb uint8, normalized tensor [1,3,h,w], gt or None, out size)

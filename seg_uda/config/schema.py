@@ -19,6 +19,22 @@ from .errors import ConfigError
 
 # ----------------------------------------------------------------------------- sections
 @dataclass
+class OpenSetConfig:
+    """Open-set protocol (see seg_uda.openset): classes private to the target become one *unknown* class K.
+
+    ``private_classes`` (train ids or names of the data.num_classes space) are ignored (255) in the source and
+    merged into unknown in the val labels; K = num_classes - len(private_classes). Pixels a val dataset marks
+    private itself (``load_private: true``: SynthCity animal/tuk-tuk, IDD autorickshaw/animal) are unknown too.
+    An open-set method (osbp*) gets a (K+1)-way head; other methods a K-way one (post-hoc scores at eval).
+    """
+
+    enabled: bool = False
+    private_classes: List[Any] = field(default_factory=list)
+    calibration: Optional[Dict[str, Any]] = None  # held-out labelled source frames for post-hoc thresholds
+    calibration_fraction: float = 0.05  # post-hoc threshold flags this fraction of calibration pixels
+
+
+@dataclass
 class DataConfig:
     """Datasets and the input pipeline. Sizes are (width, height) in pixels."""
 
@@ -39,6 +55,7 @@ class DataConfig:
     val_batch_size: int = 1
     num_workers: int = 2
     max_val_images: Optional[int] = None  # evaluate on the first N val images only (quick checks)
+    openset: OpenSetConfig = field(default_factory=OpenSetConfig)  # disabled: closed-set
 
 
 @dataclass
@@ -281,6 +298,7 @@ def validate_components(cfg: Config) -> Config:
         factory = _registry_get(DATASETS, spec.pop("type"), f"{key}.type")
         kwargs = check_component_kwargs(factory, spec, key, DATASET_INJECTED)
         setattr(cfg.data, split, {"type": getattr(cfg.data, split)["type"], **kwargs})
+    _validate_openset(cfg)
     for size_key in ("source_size", "target_size", "val_size", "source_crop", "target_crop"):
         size = getattr(cfg.data, size_key)
         if size is not None and (len(size) != 2 or min(size) <= 0):
@@ -290,6 +308,9 @@ def validate_components(cfg: Config) -> Config:
     cfg.model.args = check_component_kwargs(model_cls, cfg.model.args, "model", MODEL_INJECTED)
     method_cls = _registry_get(METHODS, cfg.method.name, "method.name")
     cfg.method.args = check_component_kwargs(method_cls, cfg.method.args, "method", METHOD_INJECTED)
+    if getattr(method_cls, "unknown_head", False) and not cfg.data.openset.enabled:
+        raise ConfigError(f"method '{cfg.method.name}' is open-set: set data.openset.enabled=true "
+                          "(and data.openset.private_classes / data.val.load_private)")
 
     need = []
     if getattr(method_cls, "uses_source", True) and cfg.data.source is None:
@@ -305,3 +326,31 @@ def validate_components(cfg: Config) -> Config:
     if cfg.data.batch_size <= 0:
         raise ConfigError(f"'data.batch_size' must be positive, got {cfg.data.batch_size}")
     return cfg
+
+
+def _validate_openset(cfg: Config) -> None:
+    """Check data.openset: private class names/ids, a way to get unknown val pixels, the calibration split."""
+    oc = cfg.data.openset
+    if not oc.enabled:
+        return
+    from ..openset.remap import OpenSetProtocol
+
+    try:
+        OpenSetProtocol(cfg.data.num_classes, oc.private_classes)
+    except ValueError as e:
+        raise ConfigError(f"'data.openset.private_classes': {e}") from None
+    val = cfg.data.val or {}
+    if val and not oc.private_classes and not val.get("load_private", False):
+        raise ConfigError("data.openset is enabled but no pixel can be unknown: list "
+                          "'data.openset.private_classes' or set 'data.val.load_private: true'")
+    if not 0.0 < oc.calibration_fraction < 1.0:
+        raise ConfigError(f"'data.openset.calibration_fraction' must be in (0, 1), got {oc.calibration_fraction}")
+    if oc.calibration is not None:
+        from ..data import DATASETS
+
+        spec = dict(oc.calibration)
+        if "type" not in spec:
+            raise ConfigError(f"'data.openset.calibration.type' is required. Valid options: {', '.join(DATASETS.names())}")
+        factory = _registry_get(DATASETS, spec.pop("type"), "data.openset.calibration.type")
+        kwargs = check_component_kwargs(factory, spec, "data.openset.calibration", DATASET_INJECTED)
+        oc.calibration = {"type": oc.calibration["type"], **kwargs}

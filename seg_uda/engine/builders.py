@@ -37,7 +37,27 @@ def build_dataset(cfg: Config, role: str, with_labels: Optional[bool] = None) ->
         kwargs["num_classes"] = cfg.data.num_classes
     if with_labels is not None and "with_labels" in params:
         kwargs["with_labels"] = with_labels
-    return factory(**kwargs)
+    dataset = factory(**kwargs)
+    from ..openset.remap import OpenSetDataset, protocol_from_config
+
+    protocol = protocol_from_config(cfg)  # open-set: known -> 0..K-1, private -> 255 (source) / K (target)
+    return dataset if protocol is None else OpenSetDataset(dataset, protocol, role)
+
+
+def num_known_classes(cfg: Config) -> int:
+    """K: data.num_classes minus the open-set private classes (= data.num_classes when closed-set)."""
+    from ..openset.remap import protocol_from_config
+
+    protocol = protocol_from_config(cfg)
+    return cfg.data.num_classes if protocol is None else protocol.num_known
+
+
+def model_num_outputs(cfg: Config) -> int:
+    """Segmenter output channels: K, plus one *unknown* channel for open-set methods (``unknown_head``)."""
+    from ..methods import METHODS
+
+    extra = 1 if getattr(METHODS.get(cfg.method.name), "unknown_head", False) else 0
+    return num_known_classes(cfg) + extra
 
 
 def build_model(cfg: Config) -> nn.Module:
@@ -46,9 +66,10 @@ def build_model(cfg: Config) -> nn.Module:
     from ..models.batchnorm import apply_bn_policy
 
     factory = MODELS.get(cfg.model.name)
+    n_out = model_num_outputs(cfg)
     if "bn_policy" in inspect.signature(factory).parameters:
-        return factory(num_classes=cfg.data.num_classes, bn_policy=cfg.model.bn_policy, **cfg.model.args)
-    return apply_bn_policy(factory(num_classes=cfg.data.num_classes, **cfg.model.args), cfg.model.bn_policy)
+        return factory(num_classes=n_out, bn_policy=cfg.model.bn_policy, **cfg.model.args)
+    return apply_bn_policy(factory(num_classes=n_out, **cfg.model.args), cfg.model.bn_policy)
 
 
 def model_multi_level(model: nn.Module) -> bool:
@@ -71,7 +92,7 @@ def build_method(cfg: Config, model: Optional[nn.Module] = None) -> nn.Module:
 
         raise ConfigError(f"method.multi_level=true needs a multi-level model, but model "
                           f"'{cfg.model.name}' has no auxiliary output (set model.multi_level=true)")
-    return factory(num_classes=cfg.data.num_classes, **kwargs)
+    return factory(num_classes=num_known_classes(cfg), **kwargs)
 
 
 def segmenter_param_groups(cfg: Config, model: nn.Module, method: nn.Module) -> List[Dict[str, Any]]:

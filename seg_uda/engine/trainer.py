@@ -231,8 +231,11 @@ class Trainer:
 
     def _log_eval(self, it: int, res: Dict[str, Any]) -> None:
         per_class = {f"iou_{k}": v for k, v in res["iou"].items() if v is not None}
-        self.logger.log("eval", it, {"mIoU": res["miou"], "pixel_acc": res["pixel_acc"], **per_class})
-        self.logger.write(f"[iter {it}] val mIoU {100 * res['miou']:.2f}")
+        openset = {k: res[k] for k in ("common_miou", "private_iou", "h_score", "auroc", "ap", "fpr95")
+                   if res.get(k) is not None}
+        self.logger.log("eval", it, {"mIoU": res["miou"], "pixel_acc": res["pixel_acc"], **per_class, **openset})
+        self.logger.write(f"[iter {it}] val mIoU {100 * res['miou']:.2f}"
+                          + ("".join(f", {k} {100 * v:.2f}" for k, v in openset.items()) if openset else ""))
 
     @torch.no_grad()
     def _log_images(self, it: int) -> None:
@@ -243,8 +246,9 @@ class Trainer:
         sample = self.val_set[0]
         logits = self.predict(sample["image"][None], tuple(sample["label"].shape[-2:]))
         pred = logits.argmax(1)[0].cpu().numpy()
-        self.logger.image("val/prediction", it, colorize(pred))
-        self.logger.image("val/ground_truth", it, colorize(sample["label"].numpy()))
+        pal = getattr(self.val_set, "palette", None)  # open-set: compacted known classes + unknown
+        self.logger.image("val/prediction", it, colorize(pred, pal) if pal else colorize(pred))
+        self.logger.image("val/ground_truth", it, colorize(sample["label"].numpy(), pal) if pal else colorize(sample["label"].numpy()))
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -266,6 +270,18 @@ class Trainer:
         from ..evaluation import ConfusionMatrix
 
         assert self.val_set is not None
+        if self.cfg.data.openset.enabled:  # K+1 classes (last = unknown), Common / Private / H, AUROC ...
+            from ..openset.evaluate import evaluate_openset
+            from .builders import num_known_classes
+
+            self.model.eval()
+            try:
+                return evaluate_openset([self.model], self.val_set, num_known_classes(self.cfg),
+                                        class_names=self.class_names(), amp=self.amp,
+                                        max_images=self.cfg.data.max_val_images,
+                                        num_workers=min(self.cfg.data.num_workers, 2))
+            finally:
+                self.model.train()
         cm = ConfusionMatrix(self.cfg.data.num_classes)
         idx = shard_indices(len(self.val_set), self.rank, self.world_size, self.cfg.data.max_val_images)
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(self.val_set, idx), batch_size=1,

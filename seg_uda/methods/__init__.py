@@ -15,6 +15,7 @@ from . import losses
 from .advent import AdvEnt, AdvEntMinEnt, EntropyAdaptation, MinEnt
 from .base import METHODS, SOURCE_LABEL, TARGET_LABEL, UDAMethod, frozen
 from .dann import DANN, DomainClassifier, grl_schedule
+from .osbp import OSBP, OSBPAdvEnt, OSBPMinEnt, osbp_unknown_loss  # noqa: F401  (registers osbp*)
 from .supervised import Oracle, SourceOnly
 
 __all__ = [

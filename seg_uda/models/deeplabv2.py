@@ -75,12 +75,31 @@ class DeepLabV2(nn.Module):
         self.aux_classifier = ASPPClassifier(self.aux_channels, num_classes, aspp_dilations) if multi_level else None
         apply_bn_policy(self, bn_policy)
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, grl_lambda: Optional[float] = None) -> Dict[str, torch.Tensor]:
+        """``grl_lambda`` (open-set OSBP): also return ``out_rev``/``aux_rev``, the heads applied to the features
+        through a gradient-reversal layer (classifier gradients normal, feature gradients times -lambda)."""
+        feats = self.forward_features(x)
+        result = self.forward_head(feats)
+        if grl_lambda is not None:
+            from .grl import grad_reverse
+
+            rev = self.forward_head({k: grad_reverse(v, grl_lambda) for k, v in feats.items()})
+            result.update({f"{k}_rev": v for k, v in rev.items() if k != "feat"})
+        return result
+
+    def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Encoder features the heads read: ``feat`` (deepest) and, when multi-level, ``aux_feat``."""
         features = self.encoder(x)
-        feat = features[-1]
-        result = {"out": self.classifier(feat), "feat": feat}
+        out = {"feat": features[-1]}
         if self.aux_classifier is not None:
-            result["aux"] = self.aux_classifier(features[-2])
+            out["aux_feat"] = features[-2]
+        return out
+
+    def forward_head(self, feats: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Classifier logits from :meth:`forward_features` output: ``{"out", "feat", "aux"?}``."""
+        result = {"out": self.classifier(feats["feat"]), "feat": feats["feat"]}
+        if self.aux_classifier is not None:
+            result["aux"] = self.aux_classifier(feats["aux_feat"])
         return result
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:

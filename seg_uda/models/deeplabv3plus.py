@@ -1,7 +1,7 @@
 """DeepLab-v3+ (SMP) with the seg_uda output interface; logits at decoder resolution (stride 4), not upsampled."""
 from __future__ import annotations
 
-from typing import Dict, Iterator, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import segmentation_models_pytorch as smp
 import torch
@@ -59,9 +59,24 @@ class DeepLabV3Plus(nn.Module):
     def encoder(self) -> nn.Module:
         return self.net.encoder
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, grl_lambda: Optional[float] = None) -> Dict[str, torch.Tensor]:
+        """``grl_lambda`` (open-set OSBP): also return ``out_rev``, the decoder + head applied to the encoder
+        features through a gradient-reversal layer (head gradients normal, encoder gradients times -lambda)."""
+        features = self.forward_features(x)
+        result = self.forward_head(features)
+        if grl_lambda is not None:
+            from .grl import grad_reverse
+
+            result["out_rev"] = self.forward_head([grad_reverse(f, grl_lambda) for f in features])["out"]
+        return result
+
+    def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The encoder's feature pyramid (what the decoder reads)."""
         self.net.check_input_shape(x)
-        features = self.net.encoder(x)
+        return list(self.net.encoder(x))
+
+    def forward_head(self, features: List[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Decoder + segmentation head on :meth:`forward_features` output: ``{"out", "feat"}``."""
         logits = self.net.segmentation_head(self.net.decoder(features))
         return {"out": logits, "feat": features[-1]}
 

@@ -1,0 +1,139 @@
+"""Post-hoc unknown scores on softmax outputs (MSP, normalized entropy, or an open-set head's unknown channel),
+open-set predictions, and thresholds calibrated on labelled *source* pixels (no target labels).
+
+Score conventions (higher = more unknown, all in [0, 1]): ``msp`` -> 1 - max known-class probability,
+``entropy`` -> entropy of the known-class distribution / log K, ``head`` -> p(unknown) of a (K+1)-way head.
+Thresholds are on the same scale: a pixel is unknown when score > threshold.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Optional, Sequence
+
+import torch
+
+__all__ = ["UNKNOWN_SCORES", "unknown_score", "openset_prediction", "calibrate_threshold", "quantile_from_hist",
+           "build_calibration_dataset", "to_score_threshold"]
+
+UNKNOWN_SCORES = ("msp", "entropy", "head")
+
+
+def _known_probs(probs: torch.Tensor, num_known: int) -> torch.Tensor:
+    """Softmax probabilities of the K known classes, renormalised when a (K+1)-th unknown channel exists."""
+    if probs.dim() != 4:
+        raise ValueError(f"probabilities must be [N, C, H, W], got shape {tuple(probs.shape)}")
+    c = probs.shape[1]
+    if c not in (num_known, num_known + 1):
+        raise ValueError(f"probabilities have {c} channels; expected K={num_known} or K+1={num_known + 1}")
+    if c == num_known:
+        return probs
+    known = probs[:, :num_known]
+    return known / known.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def unknown_score(probs: torch.Tensor, score: str, num_known: int) -> torch.Tensor:
+    """Per-pixel unknown score [N, H, W] in [0, 1] from softmax ``probs`` [N, K or K+1, H, W]."""
+    probs = probs.float()
+    if score == "head":
+        if probs.shape[1] != num_known + 1:
+            raise ValueError(f"score 'head' needs a (K+1)-channel model (K={num_known}), got {probs.shape[1]} channels")
+        return probs[:, num_known]
+    known = _known_probs(probs, num_known)
+    if score == "msp":
+        return 1.0 - known.max(1).values
+    if score == "entropy":
+        if num_known < 2:
+            return torch.zeros_like(known[:, 0])
+        ent = -(known * torch.log(known.clamp_min(1e-30))).sum(1)
+        return (ent / math.log(num_known)).clamp(0.0, 1.0)
+    raise ValueError(f"unknown score must be one of {', '.join(UNKNOWN_SCORES)}, got {score!r}")
+
+
+def openset_prediction(probs: torch.Tensor, num_known: int, score: Optional[str] = None,
+                       threshold: Optional[float] = None) -> torch.Tensor:
+    """Predicted ids [N, H, W] in 0..K (K = unknown).
+
+    Without ``score``: argmax over all channels (a (K+1)-way head predicts unknown itself; a K-way model
+    never does). With ``score`` and ``threshold``: argmax over the known classes, and unknown where
+    score > threshold.
+    """
+    if (score is None) != (threshold is None):
+        raise ValueError("unknown score and threshold go together")
+    if score is None:
+        return probs.argmax(1)
+    pred = _known_probs(probs, num_known).argmax(1)
+    return torch.where(unknown_score(probs, score, num_known) > float(threshold), torch.full_like(pred, num_known), pred)
+
+
+def quantile_from_hist(hist: torch.Tensor, fraction: float) -> float:
+    """Threshold t on [0, 1] (bin edges of ``hist``) such that about ``fraction`` of the counts lie above t."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"flagged fraction must be in (0, 1), got {fraction}")
+    total = float(hist.sum())
+    if total == 0:
+        raise ValueError("no labelled pixels to calibrate the threshold on")
+    above = torch.flip(torch.cumsum(torch.flip(hist.double(), [0]), 0), [0])  # above[i] = count in bins >= i
+    n = hist.numel()
+    ok = (above <= fraction * total).nonzero()
+    i = int(ok[0]) if ok.numel() else n  # first bin edge with at most `fraction` of the pixels at or above it
+    occupied = (hist[i:] > 0).nonzero()
+    i = i + int(occupied[0]) if occupied.numel() else n  # just below the lowest flagged score, not in a gap
+    return i / n
+
+
+@torch.no_grad()
+def calibrate_threshold(models: Sequence[torch.nn.Module], dataset: Any, score: str, num_known: int,
+                        fraction: float = 0.05, max_images: Optional[int] = None, num_bins: int = 100_000,
+                        options: Any = None, amp: Optional[str] = None) -> float:
+    """The score threshold that flags ``fraction`` of the labelled (non-ignored) pixels of ``dataset`` (held-out
+    labelled *source* frames) as unknown: no target label is used. Sharded over ranks, histograms summed."""
+    from ..engine import dist
+    from ..engine.sampling import shard_indices
+    from ..evaluation.runner import predict_sample_probs
+
+    device = next(models[0].parameters()).device
+    hist = torch.zeros(num_bins, dtype=torch.float64, device=device)
+    idx = shard_indices(len(dataset), dist.get_rank(), dist.get_world_size(), max_images)
+    for i in idx:
+        item = dataset[i]
+        if "label" not in item:
+            raise ValueError("threshold calibration needs labelled source frames (the dataset has no 'label')")
+        label = item["label"][None]
+        probs = predict_sample_probs(models, item["image"][None], tuple(label.shape[-2:]), options=options, amp=amp)
+        s = unknown_score(probs, score, num_known)
+        valid = (label != 255).to(device)
+        b = (s[valid].clamp(0, 1) * num_bins).long().clamp_max(num_bins - 1)
+        hist += torch.bincount(b, minlength=num_bins).double()
+    import torch.distributed as tdist
+
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.all_reduce(hist)
+    return quantile_from_hist(hist, fraction)
+
+
+def build_calibration_dataset(cfg: Any) -> Any:
+    """``data.openset.calibration`` (held-out labelled source frames) with an eval transform at data.source_size,
+    remapped as a *source* (private -> 255)."""
+    from ..data import DATASETS
+    from ..data.transforms import build_eval_transform, normalization
+    from .remap import OpenSetDataset, protocol_from_config
+
+    oc = cfg.data.openset
+    if oc.calibration is None:
+        raise ValueError("automatic thresholds need data.openset.calibration (a held-out labelled source split)")
+    spec = dict(oc.calibration)
+    factory = DATASETS.get(spec.pop("type"))
+    mean, std = normalization(cfg.data.normalization)
+    kwargs = {**spec, "transform": build_eval_transform(size=tuple(cfg.data.source_size), mean=mean, std=std)}
+    if "num_classes" in inspect.signature(factory).parameters:
+        kwargs["num_classes"] = cfg.data.num_classes
+    ds = factory(**kwargs)
+    protocol = protocol_from_config(cfg)
+    return ds if protocol is None else OpenSetDataset(ds, protocol, "source")
+
+
+def to_score_threshold(score: str, threshold: float) -> float:
+    """CLI convention -> score scale: for 'msp' the user gives T on the max probability (unknown if MSP < T),
+    i.e. score 1 - MSP > 1 - T; 'entropy' and 'head' thresholds are already on the score scale."""
+    return 1.0 - float(threshold) if score == "msp" else float(threshold)
