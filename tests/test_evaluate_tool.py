@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_tiny_synthcity
 from seg_uda.config import config_from_dict
 from seg_uda.engine.checkpoint import CheckpointError
 
@@ -39,14 +40,11 @@ def tiny_cfg_dict(root):
 def trained(tmp_path_factory):
     """(synthcity root, config yaml path, work dir with checkpoints/last.pth and final_metrics.json)."""
     from seg_uda.config import save_config
-    from seg_uda.data.synthcity import generate_synthcity
     from seg_uda.engine.trainer import Trainer
 
     torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("evaltool")
-    root = base / "synthcity"
-    generate_synthcity(root, seed=0, source_size=(64, 48), target_size=(64, 32), num_source=4,
-                       num_target_train=4, num_target_val=2, workers=1)
+    root = make_tiny_synthcity(base / "synthcity")
     cfg = config_from_dict(tiny_cfg_dict(root))
     save_config(cfg, base / "cfg.yaml")
     work = base / "run"

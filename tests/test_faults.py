@@ -18,7 +18,7 @@ from seg_uda.data import DatasetError
 from seg_uda.engine.checkpoint import OutputDirError, list_checkpoints, load_checkpoint
 from seg_uda.engine.trainer import Trainer
 
-from test_reliability import env, records, synthcity, tiny_cfg_dict, train_losses, write_cfg  # noqa: F401
+from test_reliability import env, records, tiny_cfg_dict, train_losses, write_cfg
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "tools" / "train.py"

@@ -297,14 +297,6 @@ def test_quantile_threshold_flags_the_requested_fraction():
 
 
 # ------------------------------------------------------------------ config + end to end
-@pytest.fixture(scope="module")
-def synthcity(tmp_path_factory):
-    from seg_uda.data.synthcity import generate_synthcity
-
-    out = tmp_path_factory.mktemp("synthcity_openset")
-    generate_synthcity(out, seed=0, source_size=(64, 48), target_size=(64, 32), num_source=4,
-                       num_target_train=4, num_target_val=2, workers=1)
-    return out
 
 
 def tiny_openset_cfg(root, method="osbp", **openset):

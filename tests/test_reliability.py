@@ -59,14 +59,6 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 # ---------------------------------------------------------------------------------------- helpers
-@pytest.fixture(scope="module")
-def synthcity(tmp_path_factory):
-    from seg_uda.data.synthcity import generate_synthcity
-
-    out = tmp_path_factory.mktemp("synthcity")
-    generate_synthcity(out, seed=0, source_size=(64, 48), target_size=(64, 32), num_source=4,
-                       num_target_train=4, num_target_val=2, workers=1)
-    return out
 
 
 def tiny_cfg_dict(root: Path, method: str = "advent", max_iters: int = MAX_ITERS, **schedule: Any) -> Dict[str, Any]:

@@ -13,14 +13,6 @@ from seg_uda.engine.trainer import NonFiniteLossError, Trainer
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def synthcity(tmp_path_factory):
-    from seg_uda.data.synthcity import generate_synthcity
-
-    out = tmp_path_factory.mktemp("synthcity")
-    generate_synthcity(out, seed=0, source_size=(64, 48), target_size=(64, 32), num_source=4,
-                       num_target_train=4, num_target_val=2, workers=1)
-    return out
 
 
 def tiny_cfg(root, method="advent", max_iters=4, **sections):

@@ -28,61 +28,50 @@ __all__ = ["EntropyAdaptation", "MinEnt", "AdvEnt", "AdvEntMinEnt"]
 _D_LOSS_SCALE = 0.5  # ADVENT halves each of the discriminator's source and target BCE terms
 
 
-class EntropyAdaptation(UDAMethod):
-    """Shared implementation of MinEnt / AdvEnt / AdvEnt+MinEnt; switch the two target terms on or off."""
+class EntropyTerms:
+    """Mixin holding ADVENT's target terms (MinEnt entropy, AdvEnt adversarial) and the discriminator step.
 
-    def __init__(
-        self,
-        num_classes: int,
-        multi_level: bool = False,
-        lambda_seg_main: float = 1.0,
-        lambda_seg_aux: float = 0.1,
-        *,
-        adversarial: bool,
-        entropy: bool,
-        lambda_adv_main: float = 1e-3,
-        lambda_adv_aux: float = 2e-4,
-        lambda_ent_main: float = 1e-3,
-        lambda_ent_aux: float = 2e-4,
-        disc_ndf: int = 64,
-    ) -> None:
-        super().__init__(num_classes, multi_level, lambda_seg_main, lambda_seg_aux)
-        if not (adversarial or entropy):
-            raise ValueError(f"{type(self).__name__}: enable at least one of adversarial / entropy")
+    Used by `EntropyAdaptation` and by the open-set methods; `_probs` says which softmax the maps use.
+    """
+
+    levels: tuple[str, ...]
+
+    def _init_entropy_terms(self, num_inputs: int, adversarial: bool, entropy: bool, lambda_adv_main: float,
+                            lambda_adv_aux: float, lambda_ent_main: float, lambda_ent_aux: float,
+                            disc_ndf: int) -> None:
         self.adversarial = bool(adversarial)
         self.entropy = bool(entropy)
         self.lambda_adv = {"main": float(lambda_adv_main), "aux": float(lambda_adv_aux)}
         self.lambda_ent = {"main": float(lambda_ent_main), "aux": float(lambda_ent_aux)}
         self.discriminators: nn.ModuleDict | None = None
-        if self.adversarial:
+        if self.adversarial:  # one discriminator per output level, on `num_inputs`-channel maps
             self.discriminators = nn.ModuleDict(
-                {level: FCDiscriminator(num_classes, ndf=disc_ndf) for level in self.levels}
+                {level: FCDiscriminator(num_inputs, ndf=disc_ndf) for level in self.levels}
             )
 
     def _probs(self, logits: Tensor, size: torch.Size) -> Tensor:
         """Softmax (in float32) of logits upsampled to the input image size."""
         return F.softmax(upsample_logits(logits, size).float(), dim=1)
 
-    def generator_step(
-        self, model: nn.Module, source: Batch | None, target: Batch | None, progress: float
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        self.check_progress(progress)
-        src_labels = self.batch_item(source, "label", "source")
-        src_out = self.forward_model(model, source, "source")
-        losses = self.seg_losses(src_out, src_labels)
+    def _source_maps(self, src_out: Mapping[str, Tensor], size: torch.Size) -> dict[str, Tensor]:
+        """Source self-information maps for the discriminator step (no graph needed)."""
         cache: dict[str, Tensor] = {}
-
-        if self.adversarial:  # source maps for the discriminator step: no graph needed
-            src_size = source["image"].shape[-2:]
+        if self.adversarial:
             with torch.no_grad():
                 for level in self.levels:
-                    prob = self._probs(self.level_logits(src_out, level).detach(), src_size)
+                    prob = self._probs(self.level_logits(src_out, level).detach(), size)
                     cache[f"src_{level}"] = entropy_map(prob)
+        return cache
 
-        tgt_out = self.forward_model(model, target, "target")
-        tgt_size = target["image"].shape[-2:]
+    def _target_terms(self, tgt_out: Mapping[str, Tensor], size: torch.Size
+                      ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Weighted entropy / adversarial losses on the target, and the detached target maps for D."""
+        losses: dict[str, Tensor] = {}
+        cache: dict[str, Tensor] = {}
+        if not (self.entropy or self.adversarial):
+            return losses, cache
         for level in self.levels:
-            prob = self._probs(self.level_logits(tgt_out, level), tgt_size)
+            prob = self._probs(self.level_logits(tgt_out, level), size)
             if self.entropy:
                 losses[f"ent_{level}"] = self.lambda_ent[level] * entropy_loss(prob)
             if self.adversarial:
@@ -115,6 +104,45 @@ class EntropyAdaptation(UDAMethod):
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
         return [] if self.discriminators is None else list(self.discriminators.parameters())
+
+
+class EntropyAdaptation(EntropyTerms, UDAMethod):
+    """Shared implementation of MinEnt / AdvEnt / AdvEnt+MinEnt; switch the two target terms on or off."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        multi_level: bool = False,
+        lambda_seg_main: float = 1.0,
+        lambda_seg_aux: float = 0.1,
+        *,
+        adversarial: bool,
+        entropy: bool,
+        lambda_adv_main: float = 1e-3,
+        lambda_adv_aux: float = 2e-4,
+        lambda_ent_main: float = 1e-3,
+        lambda_ent_aux: float = 2e-4,
+        disc_ndf: int = 64,
+    ) -> None:
+        super().__init__(num_classes, multi_level, lambda_seg_main, lambda_seg_aux)
+        if not (adversarial or entropy):
+            raise ValueError(f"{type(self).__name__}: enable at least one of adversarial / entropy")
+        self._init_entropy_terms(num_classes, adversarial, entropy, lambda_adv_main, lambda_adv_aux,
+                                 lambda_ent_main, lambda_ent_aux, disc_ndf)
+
+    def generator_step(
+        self, model: nn.Module, source: Batch | None, target: Batch | None, progress: float
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        self.check_progress(progress)
+        src_labels = self.batch_item(source, "label", "source")
+        src_out = self.forward_model(model, source, "source")
+        losses = self.seg_losses(src_out, src_labels)
+        cache = self._source_maps(src_out, source["image"].shape[-2:])
+        tgt_out = self.forward_model(model, target, "target")
+        tgt_losses, tgt_cache = self._target_terms(tgt_out, target["image"].shape[-2:])
+        losses.update(tgt_losses)
+        cache.update(tgt_cache)
+        return losses, cache
 
 
 @METHODS.register("minent")

@@ -15,16 +15,12 @@ from typing import Literal, Mapping
 import torch
 from torch import Tensor, nn
 
-from seg_uda.models.discriminator import FCDiscriminator
-
-from .base import METHODS, SOURCE_LABEL, TARGET_LABEL, Batch, UDAMethod, frozen
+from .advent import EntropyTerms
+from .base import METHODS, Batch, UDAMethod
 from .dann import grl_schedule
-from .losses import bce_with_logits, entropy_loss, entropy_map, seg_loss, upsample_logits
+from .losses import seg_loss, upsample_logits
 
 __all__ = ["OSBP", "OSBPMinEnt", "OSBPAdvEnt", "osbp_unknown_loss"]
-
-_D_LOSS_SCALE = 0.5  # as ADVENT: each discriminator BCE term halved
-
 
 def osbp_unknown_loss(logits: Tensor, t: float = 0.5) -> Tensor:
     """Mean over pixels of -t log p_u - (1-t) log(1 - p_u), p_u = softmax(logits)[:, -1] (the unknown channel).
@@ -42,7 +38,7 @@ def osbp_unknown_loss(logits: Tensor, t: float = 0.5) -> Tensor:
 
 
 @METHODS.register("osbp")
-class OSBP(UDAMethod):
+class OSBP(EntropyTerms, UDAMethod):
     """OSBP open-set adaptation; ``num_classes`` = K known classes, the model must output K+1 channels.
 
     ``lambda_unk_*`` weight the target unknown loss (OSBP: 1); ``grl_lambda`` scales the reversed feature
@@ -83,14 +79,9 @@ class OSBP(UDAMethod):
         self.grl_lambda = float(grl_lambda)
         self.grl_warmup = bool(grl_warmup)
         self.source_ce = source_ce
-        self.adversarial = bool(adversarial)
-        self.entropy = bool(entropy)
-        self.lambda_adv = {"main": float(lambda_adv_main), "aux": float(lambda_adv_aux)}
-        self.lambda_ent = {"main": float(lambda_ent_main), "aux": float(lambda_ent_aux)}
-        self.discriminators: nn.ModuleDict | None = None
-        if self.adversarial:  # D sees the self-information of the K known classes
-            self.discriminators = nn.ModuleDict(
-                {level: FCDiscriminator(self.num_classes, ndf=disc_ndf) for level in self.levels})
+        # AdvEnt / MinEnt terms: D sees the self-information of the K known classes (see `_probs`)
+        self._init_entropy_terms(self.num_classes, adversarial, entropy, lambda_adv_main, lambda_adv_aux,
+                                 lambda_ent_main, lambda_ent_aux, disc_ndf)
 
     def reversal_strength(self, progress: float) -> float:
         """GRL coefficient at this training progress."""
@@ -115,7 +106,7 @@ class OSBP(UDAMethod):
                                  f"return '{key}_rev' (DeepLabV2 / DeepLabV3Plus do)")
         return dict(out)
 
-    def _known_probs(self, logits: Tensor, size: torch.Size) -> Tensor:
+    def _probs(self, logits: Tensor, size: torch.Size) -> Tensor:
         """Softmax over the K known channels of logits upsampled to the input size (float32)."""
         return torch.softmax(upsample_logits(logits[:, : self.num_classes], size).float(), dim=1)
 
@@ -129,54 +120,23 @@ class OSBP(UDAMethod):
                              "private classes must be ignored (255) in the source (see seg_uda.openset)")
         src_out = self._forward(model, source, "source", None)
         losses: dict[str, Tensor] = {}
-        cache: dict[str, Tensor] = {}
         for level in self.levels:
             logits = self.level_logits(src_out, level)
             if self.source_ce == "known":
                 logits = logits[:, : self.num_classes]
             weight = self.lambda_seg_main if level == "main" else self.lambda_seg_aux
             losses[f"seg_{level}"] = weight * seg_loss(logits, labels)
-            if self.adversarial:
-                with torch.no_grad():
-                    prob = self._known_probs(self.level_logits(src_out, level).detach(), source["image"].shape[-2:])
-                    cache[f"src_{level}"] = entropy_map(prob)
+        cache = self._source_maps(src_out, source["image"].shape[-2:])
 
         tgt_out = self._forward(model, target, "target", self.reversal_strength(progress))
         tgt_size = target["image"].shape[-2:]
         for level in self.levels:
             rev = tgt_out["out_rev" if level == "main" else "aux_rev"]
             losses[f"unk_{level}"] = self.lambda_unk[level] * osbp_unknown_loss(rev, self.unknown_target)
-            if self.entropy or self.adversarial:
-                prob = self._known_probs(self.level_logits(tgt_out, level), tgt_size)
-                if self.entropy:
-                    losses[f"ent_{level}"] = self.lambda_ent[level] * entropy_loss(prob)
-                if self.adversarial:
-                    assert self.discriminators is not None
-                    disc = self.discriminators[level]
-                    imap = entropy_map(prob)
-                    with frozen(disc):
-                        d_out = disc(imap)
-                    losses[f"adv_{level}"] = self.lambda_adv[level] * bce_with_logits(d_out, SOURCE_LABEL)
-                    cache[f"tgt_{level}"] = imap.detach()
+        tgt_losses, tgt_cache = self._target_terms(tgt_out, tgt_size)
+        losses.update(tgt_losses)
+        cache.update(tgt_cache)
         return losses, cache
-
-    def discriminator_step(self, cache: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        if not self.adversarial:
-            return {}
-        assert self.discriminators is not None
-        losses: dict[str, Tensor] = {}
-        for level in self.levels:
-            for domain, label in (("src", SOURCE_LABEL), ("tgt", TARGET_LABEL)):
-                key = f"{domain}_{level}"
-                if key not in cache:
-                    raise KeyError(f"{type(self).__name__}.discriminator_step: cache has no '{key}' "
-                                   f"(keys: {sorted(cache)}); pass the cache returned by generator_step")
-                d_out = self.discriminators[level](cache[key].detach())
-                losses[f"d_{level}_{domain}"] = _D_LOSS_SCALE * bce_with_logits(d_out, label)
-        return losses
-
-    def discriminator_parameters(self) -> list[nn.Parameter]:
-        return [] if self.discriminators is None else list(self.discriminators.parameters())
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes} (+1 unknown), multi_level={self.multi_level}, "
