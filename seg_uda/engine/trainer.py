@@ -129,7 +129,6 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             losses, cache = self.method.generator_step(self.train_model, source, target, progress)
-        d_losses: Dict[str, torch.Tensor] = {}
         values = self._check_finite(it, losses)
         if values is None:
             return {}
@@ -164,9 +163,11 @@ class Trainer:
             return {}
         values = dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
         bad = [k for k, v in values.items() if not math.isfinite(v)]
-        if not bad:
+        # every rank must take the same branch, or the ranks that step would wait forever in all-reduce
+        if not dist.max_over_ranks(int(bool(bad))):
             return values
-        msg = f"non-finite loss at iteration {it}: " + ", ".join(f"{k}={values[k]}" for k in bad)
+        msg = f"non-finite loss at iteration {it}: " + (", ".join(f"{k}={values[k]}" for k in bad)
+                                                         or "on another rank")
         if self.cfg.schedule.nonfinite == "skip":
             self.nonfinite_skips += 1
             self.optimizer.zero_grad(set_to_none=True)
