@@ -1,7 +1,9 @@
 """Benchmark: seg_uda's evaluate_prediction_folder vs cityscapesscripts' evalPixelLevelSemanticLabeling.
 
 Generates N synthetic Cityscapes-layout ground-truth / prediction PNGs (piecewise-constant label maps, default
-1024x2048), times both evaluators in the same run on the same files and prints both mIoUs and the speed ratio.
+1024x2048; ground truth written with PIL as cityscapesscripts' json2labelImg does, predictions with
+seg_uda's ``write_label_png`` as ``tools/evaluate.py --save-predictions`` does), times both evaluators in the
+same run on the same files and prints both mIoUs and the speed ratio.
 
     python bench/bench_folder_eval.py --num-images 20 [--height 1024 --width 2048 --workers 2]
 """
@@ -20,9 +22,11 @@ import sys
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from seg_uda.evaluation import evaluate_prediction_folder  # noqa: E402
+from seg_uda.evaluation import evaluate_prediction_folder, write_label_png  # noqa: E402
+from seg_uda.evaluation import folder_eval  # noqa: E402
 
 
 def _label_weights() -> Tuple[np.ndarray, np.ndarray]:
@@ -59,9 +63,10 @@ def generate(root: Path, n: int, height: int, width: int, seed: int = 0) -> Tupl
         wrong = np.kron(err, np.ones((pb, pb), bool))[:height, :width]
         pred_blocks = rng.choice(ids, size=err.shape, p=w).astype(np.uint8)
         pred = np.where(wrong, np.kron(pred_blocks, np.ones((pb, pb), np.uint8))[:height, :width], gt)
-        cv2.imwrite(str(gt_root / city / f"{stem}_gtFine_labelIds.png"), gt)
+        # GT as cityscapesscripts' json2labelImg writes it (PIL), predictions as tools/evaluate.py writes them
+        Image.fromarray(gt).save(gt_root / city / f"{stem}_gtFine_labelIds.png")
         cv2.imwrite(str(gt_root / city / f"{stem}_gtFine_instanceIds.png"), inst)
-        cv2.imwrite(str(pred_root / city / f"{stem}_leftImg8bit.png"), pred)
+        write_label_png(pred_root / city / f"{stem}_leftImg8bit.png", pred)
     return gt_root, pred_root
 
 
@@ -109,11 +114,15 @@ def main() -> None:
 
         rows: List[Dict[str, object]] = []
         workers = a.workers if a.workers is not None else min(8, os.cpu_count() or 1)
-        for nw in sorted({1, workers}):
-            t0 = time.perf_counter()
-            r = evaluate_prediction_folder(pred_root, gt_root, num_workers=nw)
-            rows.append({"name": f"seg_uda ({nw} thread{'s' if nw > 1 else ''})", "s": time.perf_counter() - t0,
-                         "miou": r.miou})
+        fast = folder_eval.pyspng
+        for decoder in (["libspng", "cv2"] if fast is not None else ["cv2"]):
+            folder_eval.pyspng = fast if decoder == "libspng" else None
+            for nw in sorted({1, workers}):
+                t0 = time.perf_counter()
+                r = evaluate_prediction_folder(pred_root, gt_root, num_workers=nw)
+                rows.append({"name": f"seg_uda, {decoder}, {nw} thread{'s' if nw > 1 else ''}",
+                             "s": time.perf_counter() - t0, "miou": r.miou})
+        folder_eval.pyspng = fast
         cs_s, cs_miou, cython = run_cityscapes(gt_root, pred_root, tmp, instances=False)
         path = "Cython addToConfusionMatrix" if cython else "pure-Python/numpy np.unique path"
         rows.append({"name": "cityscapesscripts IoU only", "s": cs_s, "miou": cs_miou, "ref": True})

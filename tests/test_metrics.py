@@ -283,3 +283,43 @@ def test_folder_eval_unknown_gt_id_and_empty_gt(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no ground-truth files"):
         evaluate_prediction_folder(pred_dir, tmp_path / "empty")
+
+
+def test_decoders_and_histogram_paths_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libspng and the cv2 fallback decode the same ids; calcHist and bincount count the same pairs."""
+    from seg_uda.evaluation import folder_eval
+
+    gt_dir, pred_dir = _make_cityscapes_tree(tmp_path, seed=2)
+    fast = evaluate_prediction_folder(pred_dir, gt_dir, num_workers=1).confusion
+    pngs = sorted(glob.glob(str(tmp_path / "**" / "*.png"), recursive=True))
+    decoded = [folder_eval.read_label_png(p) for p in pngs]
+    monkeypatch.setattr(folder_eval, "pyspng", None)
+    for p, arr in zip(pngs, decoded):
+        assert arr.dtype == np.uint8 and arr.shape == (_H, _W)
+        assert np.array_equal(folder_eval.read_label_png(p), arr), p
+    monkeypatch.setattr(folder_eval, "_CALCHIST_MAX_PIXELS", 0)  # force the bincount path
+    assert np.array_equal(evaluate_prediction_folder(pred_dir, gt_dir, num_workers=1).confusion, fast)
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_corrupt_png_error_names_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: bool) -> None:
+    from seg_uda.evaluation import folder_eval
+
+    if fallback:
+        monkeypatch.setattr(folder_eval, "pyspng", None)
+    gt_dir, pred_dir = _make_cityscapes_tree(tmp_path)
+    bad = pred_dir / "bremen" / "bremen_000001_000020_leftImg8bit.png"
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated
+    with pytest.raises(ValueError, match="bremen_000001_000020_leftImg8bit"):
+        evaluate_prediction_folder(pred_dir, gt_dir, num_workers=1)
+
+
+def test_write_label_png_round_trip_and_checks(tmp_path: Path) -> None:
+    from seg_uda.evaluation import read_label_png, write_label_png
+
+    ids = np.random.default_rng(0).integers(0, 34, (37, 53), dtype=np.uint8)
+    write_label_png(tmp_path / "a.png", ids)
+    assert np.array_equal(read_label_png(str(tmp_path / "a.png")), ids)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), ids)  # what cityscapesscripts reads
+    with pytest.raises(ValueError, match="b.png.*2-D uint8"):
+        write_label_png(tmp_path / "b.png", ids.astype(np.int32))

@@ -176,6 +176,46 @@ def test_osbp_source_ce_known_uses_only_known_channels():
     assert losses["seg_main"].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_confidence_pseudo_labels_hand_made():
+    from seg_uda.methods.osbp import confidence_pseudo_labels
+
+    # 4 pixels, K=2: confidences 0.9 (class 0), 0.6 (class 1), 0.55 (class 0), 0.8 (class 1)
+    p0 = torch.tensor([0.9, 0.4, 0.55, 0.2]).view(1, 1, 2, 2)
+    probs = torch.cat([p0, 1 - p0], 1)
+    pl = confidence_pseudo_labels(probs, unknown_fraction=0.25, known_threshold=0.7, unknown_id=2)
+    assert pl.flatten().tolist() == [0, 255, 2, 1]  # lowest 25% -> unknown; 0.6 < 0.7 -> ignored
+    pl = confidence_pseudo_labels(probs, unknown_fraction=0.5, known_threshold=0.0, unknown_id=2)
+    assert pl.flatten().tolist() == [0, 2, 2, 1]
+    assert confidence_pseudo_labels(probs, 0.0, 0.0, 2).flatten().tolist() == [0, 1, 0, 1]
+    with pytest.raises(ValueError, match="unknown_fraction"):
+        confidence_pseudo_labels(probs, 1.0, 0.0, 2)
+
+
+@pytest.mark.parametrize("multi_level", [False, True], ids=["single", "multi"])
+def test_osbp_pseudo_label_loss_is_ce_on_own_confidence_labels(multi_level):
+    from seg_uda.methods.dann import grl_schedule
+    from seg_uda.methods.losses import seg_loss
+    from seg_uda.methods.osbp import confidence_pseudo_labels
+
+    torch.manual_seed(0)
+    model = GRLStub(multi_level)
+    src, tgt = _batch(0), _batch(1, labelled=False)
+    method = build_method("osbp", num_classes=K, multi_level=multi_level, pseudo_label=True,
+                          pl_unknown_fraction=0.1, pl_known_threshold=0.3, lambda_pl_main=2.0, lambda_pl_aux=0.5)
+    losses, _ = method.generator_step(model, src, tgt, progress=0.4)
+    assert {"pl_main", "unk_main", "seg_main"} <= set(losses) and (("pl_aux" in losses) == multi_level)
+    with torch.no_grad():
+        out = model(tgt["image"])
+        probs = torch.softmax(torch.nn.functional.interpolate(out["out"][:, :K], size=(32, 32), mode="bilinear",
+                                                              align_corners=True), 1)
+        pl = confidence_pseudo_labels(probs, 0.1, 0.3, K)
+        assert (pl == K).float().mean().item() == pytest.approx(0.1, abs=0.01)
+        expected = grl_schedule(0.4) * 2.0 * seg_loss(out["out"], pl)
+    assert losses["pl_main"].item() == pytest.approx(expected.item(), rel=1e-5)
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
 # ------------------------------------------------------------------ protocols
 def test_bus_protocol_luts():
     p = OpenSetProtocol(19, BUS_PRIVATE_CLASSES)

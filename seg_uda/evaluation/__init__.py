@@ -8,6 +8,7 @@ from .folder_eval import (
     find_gt_files,
     match_predictions,
     read_label_png,
+    write_label_png,
 )
 from .inference import ensemble_predict, predict_logits, predict_probs
 
@@ -25,6 +26,7 @@ __all__ = [
     "predict_logits",
     "predict_probs",
     "read_label_png",
+    "write_label_png",
 ]
 
 from .checkpoint_model import CheckpointMismatchError, load_model, load_models  # noqa: E402

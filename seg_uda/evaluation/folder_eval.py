@@ -1,8 +1,8 @@
 """Model-free evaluation of a folder of Cityscapes ``labelIds`` prediction PNGs (official submission layout).
 
 Gives the same class IoUs and mean as cityscapesscripts' ``evalPixelLevelSemanticLabeling`` but decodes images
-in a thread pool (cv2 and torch release the GIL) and counts (gt id, predicted id) pairs with one
-``torch.bincount`` per image; the label-id -> train-id LUT is applied once to the summed 256-bin histogram.
+with libspng in a thread pool (pyspng, cv2 and torch release the GIL) and counts (gt id, predicted id) pairs with one
+2-D ``cv2.calcHist`` per image; the label-id -> train-id LUT is applied once to the summed 256-bin histogram.
 """
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+
+try:  # optional fast decoder (a listed dependency; cv2 is the fallback where no wheel exists)
+    import pyspng
+except ImportError:  # pragma: no cover
+    pyspng = None
 
 from .confusion import ConfusionMatrix, SegMetrics
 
@@ -87,12 +92,28 @@ def match_predictions(pred_dir: PathLike, gt_files: Sequence[str], gt_suffix: st
     return matched
 
 
-def read_label_png(path: str) -> np.ndarray:
-    """A single-channel label-id PNG as a 2-D uint8 array (palette PNGs give their indices, like PIL)."""
+def _decode_png(path: str) -> np.ndarray:
+    """Decode a PNG with libspng (pyspng, ~2-4x faster than libpng via cv2/PIL) or, without it, cv2."""
+    if pyspng is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise ValueError(f"cannot read image {path!r}: {exc}") from exc
+        try:
+            return pyspng.load(data)
+        except Exception as exc:  # libspng reports truncated / corrupt files as RuntimeError
+            raise ValueError(f"cannot decode PNG {path!r}: {exc}") from exc
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"cannot read image {path!r}")
-    if img.ndim == 3:  # cv2 expands palette PNGs to BGR; PIL keeps the indices (what cityscapesscripts reads)
+    return img
+
+
+def read_label_png(path: str) -> np.ndarray:
+    """A single-channel label-id PNG as a 2-D uint8 array (palette PNGs give their indices, like PIL)."""
+    img = _decode_png(path)
+    if img.ndim == 3:  # palette PNGs decode to colours; PIL keeps the indices (what cityscapesscripts reads)
         with Image.open(path) as pil:
             if pil.mode not in ("P", "L"):
                 raise ValueError(f"{path!r} has mode {pil.mode} ({img.shape[2]} channels); expected single-channel ids")
@@ -107,7 +128,23 @@ def read_label_png(path: str) -> np.ndarray:
     return img
 
 
+#: cv2 PNG settings for label maps we write: zlib level 3 with the default strategy. cv2's own default (level 1,
+#: run-length strategy) gives ~5x larger files that take ~8x longer to decode; level 3 encodes in ~11 ms at 2048x1024.
+LABEL_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_DEFAULT]
+
+
+def write_label_png(path: PathLike, ids: np.ndarray) -> None:
+    """Write a 2-D uint8 label-id map as a single-channel PNG that is small and fast to decode."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or ids.dtype != np.uint8:
+        raise ValueError(f"label map for {os.fspath(path)!r} must be 2-D uint8, got {ids.dtype} {ids.shape}")
+    if not cv2.imwrite(os.fspath(path), ids, LABEL_PNG_PARAMS):
+        raise OSError(f"cannot write label PNG {os.fspath(path)!r}")
+
+
 _THREAD_LOCAL = threading.local()
+#: float32 histogram bins count exactly up to 2**24; larger images use torch.bincount
+_CALCHIST_MAX_PIXELS = 2 ** 24
 
 
 def _index_buffer(shape: Tuple[int, ...], dtype: type) -> np.ndarray:
@@ -134,11 +171,15 @@ def _pair_counts(pred_path: str, gt_path: str, valid_ids: np.ndarray, n_gt: int)
     if gt.size and int(gt.max()) >= n_gt:
         bad = [int(v) for v in np.unique(gt) if not valid_ids[v]]
         raise ValueError(f"ground truth {gt_path!r} has ids {bad} outside the label set")
-    idx = _index_buffer(gt.shape, np.int16 if n_gt <= 128 else np.int32)  # (gt << 8) | pred fits int16 for gt < 128
-    idx[...] = gt
-    idx <<= 8
-    idx |= pred
-    counts = torch.bincount(torch.from_numpy(idx.reshape(-1)), minlength=n_gt * 256).numpy().reshape(n_gt, 256)
+    if gt.size < _CALCHIST_MAX_PIXELS:  # cv2's 2-D histogram on the uint8 pair: no index array, ~1.4x faster
+        hist = cv2.calcHist([gt, pred], [0, 1], None, [n_gt, 256], [0, n_gt, 0, 256])
+        counts = hist.astype(np.int64)  # float32 counts are exact below 2**24 pixels
+    else:
+        idx = _index_buffer(gt.shape, np.int16 if n_gt <= 128 else np.int32)  # (gt << 8) | pred
+        idx[...] = gt
+        idx <<= 8
+        idx |= pred
+        counts = torch.bincount(torch.from_numpy(idx.reshape(-1)), minlength=n_gt * 256).numpy().reshape(n_gt, 256)
     bad_gt = np.flatnonzero(counts.any(axis=1) & ~valid_ids[:n_gt])
     if bad_gt.size:
         raise ValueError(f"ground truth {gt_path!r} has ids {bad_gt.tolist()} outside the label set")

@@ -88,15 +88,13 @@ def prediction_path(out_dir: PathLike, name: str) -> Path:
 
 def save_labelid_prediction(pred: np.ndarray, name: str, out_dir: PathLike, num_classes: int) -> Path:
     """Write a train-id prediction as a Cityscapes label-id PNG (official submission encoding)."""
-    import cv2
-
     from ..data.labels import trainid_to_labelid
+    from .folder_eval import write_label_png
 
     ids = trainid_to_labelid(np.asarray(pred), num_classes=num_classes)
     path = prediction_path(out_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), ids):
-        raise OSError(f"cannot write prediction {path}")
+    write_label_png(path, np.ascontiguousarray(ids, dtype=np.uint8))
     return path
 
 

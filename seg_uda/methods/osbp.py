@@ -6,6 +6,11 @@ K known outputs with ``source_ce="known"``). Target pixels: L = -t log p(unk) - 
 through a gradient-reversal layer between features and classifier: the classifier minimises L (keeps target
 pixels on the boundary p(unk) = t) while the feature extractor maximises it (pushes each target pixel to
 either side: known or unknown). AdvEnt / MinEnt terms use the softmax over the K known channels only.
+
+``pseudo_label=True`` adds BUS-style (Choe et al., CVPR 2024) self-training on the target: per batch, the
+``pl_unknown_fraction`` least confident pixels (max known-class probability, no target labels) are labelled
+*unknown*, pixels with confidence >= ``pl_known_threshold`` get their predicted known class, the rest are ignored.
+It anchors target pixels on one side of the boundary, which plain OSBP leaves at p(unknown) = t.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from .base import METHODS, Batch, UDAMethod
 from .dann import grl_schedule
 from .losses import seg_loss, upsample_logits
 
-__all__ = ["OSBP", "OSBPMinEnt", "OSBPAdvEnt", "osbp_unknown_loss"]
+__all__ = ["OSBP", "OSBPMinEnt", "OSBPAdvEnt", "osbp_unknown_loss", "confidence_pseudo_labels"]
 
 def osbp_unknown_loss(logits: Tensor, t: float = 0.5) -> Tensor:
     """Mean over pixels of -t log p_u - (1-t) log(1 - p_u), p_u = softmax(logits)[:, -1] (the unknown channel).
@@ -37,13 +42,34 @@ def osbp_unknown_loss(logits: Tensor, t: float = 0.5) -> Tensor:
     return -(float(t) * log_unk + (1.0 - float(t)) * log_known).mean()
 
 
+def confidence_pseudo_labels(known_probs: Tensor, unknown_fraction: float, known_threshold: float,
+                             unknown_id: int, ignore_index: int = 255) -> Tensor:
+    """Pseudo-labels [N, H, W] from known-class probabilities [N, K, H, W] (no target labels involved).
+
+    The ``unknown_fraction`` of pixels with the lowest confidence (max probability; ties at the cut included) ->
+    ``unknown_id``; other pixels with confidence >= ``known_threshold`` -> their argmax; the rest -> ``ignore_index``.
+    """
+    if known_probs.dim() != 4:
+        raise ValueError(f"confidence_pseudo_labels: expected [N, K, H, W] probabilities, got {tuple(known_probs.shape)}")
+    if not 0.0 <= float(unknown_fraction) < 1.0:
+        raise ValueError(f"confidence_pseudo_labels: unknown_fraction must be in [0, 1), got {unknown_fraction}")
+    conf, label = known_probs.max(1)
+    label = torch.where(conf >= float(known_threshold), label, torch.full_like(label, ignore_index))
+    k = int(round(float(unknown_fraction) * conf.numel()))
+    if k > 0:
+        cut = conf.flatten().kthvalue(k).values
+        label = torch.where(conf <= cut, torch.full_like(label, unknown_id), label)
+    return label
+
+
 @METHODS.register("osbp")
 class OSBP(EntropyTerms, UDAMethod):
     """OSBP open-set adaptation; ``num_classes`` = K known classes, the model must output K+1 channels.
 
     ``lambda_unk_*`` weight the target unknown loss (OSBP: 1); ``grl_lambda`` scales the reversed feature
     gradient, ramped with DANN's 2/(1+exp(-10p))-1 when ``grl_warmup``. ``adversarial``/``entropy`` add
-    AdvEnt / MinEnt terms (ADVENT weights) computed on the K known channels.
+    AdvEnt / MinEnt terms (ADVENT weights) computed on the K known channels. ``pseudo_label`` adds the
+    confidence pseudo-label loss (weights ``lambda_pl_*``, ramped like the GRL since early predictions are noise).
     """
 
     unknown_head = True  # the trainer builds the model with num_classes + 1 outputs
@@ -67,8 +93,19 @@ class OSBP(EntropyTerms, UDAMethod):
         lambda_ent_main: float = 1e-3,
         lambda_ent_aux: float = 2e-4,
         disc_ndf: int = 64,
+        pseudo_label: bool = False,
+        pl_unknown_fraction: float = 0.05,
+        pl_known_threshold: float = 0.0,
+        lambda_pl_main: float = 1.0,
+        lambda_pl_aux: float = 0.1,
     ) -> None:
         super().__init__(num_classes, multi_level, lambda_seg_main, lambda_seg_aux)
+        if not 0.0 <= float(pl_unknown_fraction) < 1.0:
+            raise ValueError(f"OSBP: pl_unknown_fraction must be in [0, 1), got {pl_unknown_fraction}")
+        self.pseudo_label = bool(pseudo_label)
+        self.pl_unknown_fraction = float(pl_unknown_fraction)
+        self.pl_known_threshold = float(pl_known_threshold)
+        self.lambda_pl = {"main": float(lambda_pl_main), "aux": float(lambda_pl_aux)}
         if source_ce not in ("all", "known"):
             raise ValueError(f"OSBP: source_ce must be 'all' or 'known', got {source_ce!r}")
         if not 0.0 <= float(unknown_target) <= 1.0:
@@ -133,6 +170,13 @@ class OSBP(EntropyTerms, UDAMethod):
         for level in self.levels:
             rev = tgt_out["out_rev" if level == "main" else "aux_rev"]
             losses[f"unk_{level}"] = self.lambda_unk[level] * osbp_unknown_loss(rev, self.unknown_target)
+        if self.pseudo_label:
+            with torch.no_grad():  # labels from the model's own main prediction, no gradient through them
+                pl = confidence_pseudo_labels(self._probs(tgt_out["out"].detach(), tgt_size),
+                                              self.pl_unknown_fraction, self.pl_known_threshold, self.num_classes)
+            ramp = grl_schedule(progress)
+            for level in self.levels:
+                losses[f"pl_{level}"] = ramp * self.lambda_pl[level] * seg_loss(self.level_logits(tgt_out, level), pl)
         tgt_losses, tgt_cache = self._target_terms(tgt_out, tgt_size)
         losses.update(tgt_losses)
         cache.update(tgt_cache)
@@ -140,7 +184,8 @@ class OSBP(EntropyTerms, UDAMethod):
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes} (+1 unknown), multi_level={self.multi_level}, "
-                f"adversarial={self.adversarial}, entropy={self.entropy}, source_ce={self.source_ce}")
+                f"adversarial={self.adversarial}, entropy={self.entropy}, source_ce={self.source_ce}, "
+                f"pseudo_label={self.pseudo_label}")
 
 
 def _variant(name: str, doc: str, **defaults: bool) -> type:
