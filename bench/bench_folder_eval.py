@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import tempfile
 import time
@@ -93,14 +94,15 @@ def run_cityscapes(gt_root: Path, pred_root: Path, tmp: Path, instances: bool) -
     return time.perf_counter() - t0, float(res["averageScoreClasses"]), bool(ev.CSUPPORT)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--num-images", type=int, default=20)
     p.add_argument("--height", type=int, default=1024)
     p.add_argument("--width", type=int, default=2048)
     p.add_argument("--workers", type=int, default=None, help="threads for seg_uda (default min(8, cpu_count))")
     p.add_argument("--skip-instances", action="store_true", help="skip cityscapesscripts' default IoU+nIoU run")
-    a = p.parse_args()
+    p.add_argument("--out", help="also write the rows as JSON here")
+    a = p.parse_args(argv)
     torch.set_num_threads(1)
 
     with tempfile.TemporaryDirectory() as d:
@@ -141,6 +143,13 @@ def main() -> None:
         print(f"{r['name']:<40}{s:>9.2f}{1000 * s / a.num_images:>9.1f}{float(r['miou']):>12.8f}{ref_s / s:>35.2f}x")
     mious = [float(r["miou"]) for r in rows]
     print(f"max |mIoU difference| = {max(mious) - min(mious):.3e}")
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        for r in rows:
+            r["speedup_vs_cityscapesscripts"] = ref_s / float(r["s"])
+        Path(a.out).write_text(json.dumps({"num_images": a.num_images, "size": [a.width, a.height],
+                                           "cpu_count": os.cpu_count(), "rows": rows}, indent=2))
+        print(f"saved {a.out}")
 
 
 if __name__ == "__main__":

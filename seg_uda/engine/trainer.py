@@ -11,7 +11,7 @@ import math
 import random
 import signal
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -53,7 +53,10 @@ class Trainer:
     """Builds everything from a validated Config and trains it; `resume` may be True (last.pth) or a path."""
 
     def __init__(self, cfg: Config, resume: bool | str = False, work_dir: Optional[str | Path] = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, batches: Optional[Tuple[Iterator[Dict[str, Any]], Iterator[Dict[str, Any]]]] = None
+                 ) -> None:
+        """``batches``: optional (source, target) batch iterators used instead of the configured datasets
+        (benchmarks feed fixed synthetic batches this way)."""
         self.cfg = cfg
         self.device = dist.init_distributed(cfg.device)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
@@ -95,8 +98,12 @@ class Trainer:
             self.train_model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-        self.source_iter = self._loader("source") if self.method.uses_source else None
-        self.target_iter = self._loader("target") if (self.method.uses_target or self.method.uses_target_labels) else None
+        if batches is not None:
+            self.source_iter, self.target_iter = batches
+        else:
+            self.source_iter = self._loader("source") if self.method.uses_source else None
+            self.target_iter = (self._loader("target") if (self.method.uses_target or self.method.uses_target_labels)
+                                else None)
         self.val_set = build_dataset(cfg, "val") if cfg.data.val is not None else None
         self._stop_signal: Optional[int] = None
 

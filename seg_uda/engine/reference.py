@@ -1,0 +1,77 @@
+"""ADVENT's own training iteration (``train_UDA.py: train_advent``), kept as the speed and loss reference.
+
+Plain FP32, no autocast, and the paper code's order: source forward + backward, target forward + backward
+(entropy / adversarial terms, discriminators frozen), then the discriminators' source and target halves with a
+backward each, then every optimiser steps. Logits are upsampled to the label / input size as there.
+`Trainer.run_step` computes the same losses (one generator backward, bf16 autocast by default); the
+benchmark (``tools/benchmark.py train``) times both and compares their losses.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import torch
+
+from ..methods.advent import EntropyTerms
+from ..methods.base import SOURCE_LABEL, TARGET_LABEL, frozen
+from ..methods.losses import bce_with_logits, seg_loss
+
+__all__ = ["reference_advent_step"]
+
+
+def _backward(loss: torch.Tensor, values: Dict[str, float], terms: Dict[str, torch.Tensor]) -> None:
+    for k, v in terms.items():
+        values[k] = float(v.detach())
+    loss.backward()
+
+
+def reference_advent_step(trainer: Any, source: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor]
+                          ) -> Dict[str, float]:
+    """One ADVENT-style iteration on ``trainer``'s model, method and optimisers; returns the loss values.
+
+    ``trainer.method`` must be a source-only or ADVENT-family method (MinEnt / AdvEnt / AdvEnt+MinEnt).
+    """
+    method, model = trainer.method, trainer.model
+    if not (isinstance(method, EntropyTerms) or type(method).__name__ == "SourceOnly"):
+        raise TypeError(f"the reference loop covers source-only and ADVENT methods, not {type(method).__name__}")
+    if trainer.amp != "none":
+        raise ValueError("the reference loop is FP32: build its trainer with schedule.amp=none")
+    it = trainer.iteration
+    trainer.scheduler.set_iteration(it)
+    model.train()
+    method.train()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    if trainer.d_optimizer is not None:
+        trainer.d_optimizer.zero_grad(set_to_none=True)
+    values: Dict[str, float] = {}
+    discs = getattr(method, "discriminators", None)
+    weights = {"main": method.lambda_seg_main, "aux": method.lambda_seg_aux}
+
+    with frozen(discs):  # "UDA training: only train segnet", as the paper code
+        src_out = model(source["image"])
+        terms = {f"seg_{lv}": weights[lv] * seg_loss(method.level_logits(src_out, lv), source["label"])
+                 for lv in method.levels}
+        _backward(sum(terms.values()), values, terms)
+        if isinstance(method, EntropyTerms) and (method.adversarial or method.entropy):
+            tgt_out = model(target["image"])
+            terms, cache = method._target_terms(tgt_out, target["image"].shape[-2:])
+            _backward(sum(terms.values()), values, terms)
+        else:
+            cache = {}
+
+    if discs is not None:
+        src_maps = method._source_maps({k: v.detach() for k, v in src_out.items() if v is not None},
+                                       source["image"].shape[-2:])
+        for domain, label, maps in (("src", SOURCE_LABEL, src_maps), ("tgt", TARGET_LABEL, cache)):
+            terms = {f"d_{lv}_{domain}": 0.5 * bce_with_logits(discs[lv](maps[f"{domain}_{lv}"].detach()), label)
+                     for lv in method.levels}
+            _backward(sum(terms.values()), values, terms)
+
+    for opt in (trainer.optimizer, trainer.d_optimizer):
+        if opt is None:
+            continue
+        if trainer.cfg.optim.grad_clip:
+            params = [p for g in opt.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, trainer.cfg.optim.grad_clip)
+        opt.step()
+    return values
