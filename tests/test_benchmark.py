@@ -85,3 +85,24 @@ def test_benchmark_train_prints_table_and_saves_json(tmp_path):
     assert rows["bf16"]["max_loss_rel_diff"] < 0.05  # bf16 autocast vs FP32: same losses within AMP tolerance
     assert all(r["peak_rss_mib"] > 0 and r["s_per_iter"] > 0 for r in rows.values())
     assert (out / "train_bench.md").read_text().startswith("### train step")
+
+
+def test_accuracy_table_mean_std_and_gap_closed(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import accuracy_table
+
+    def run(name: str, miou: float, road: float) -> str:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "final_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"road": road, "sky": miou}}))
+        return str(d)
+
+    accuracy_table.main(["--run", f"source-only={run('s', 0.10, 0.5)}", "--run", f"oracle={run('o', 0.30, 0.9)}",
+                         "--run", f"AdvEnt={run('a0', 0.14, 0.6)},{run('a1', 0.16, 0.8)}",
+                         "--markdown", str(tmp_path / "t.md")])
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| AdvEnt"))
+    assert "| 2 | 70.0 | 15.0 | **15.0 ± 1.4** | 25% |" in row  # mean road, mean sky, mean ± std mIoU, gap closed
+    assert (tmp_path / "t.md").read_text() == out.rstrip("\n") + "\n"
+    with pytest.raises(FileNotFoundError, match="missing"):
+        accuracy_table.main(["--run", f"x={tmp_path / 'missing'}"])

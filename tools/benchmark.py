@@ -188,10 +188,20 @@ def _train_worker(a: argparse.Namespace) -> None:
             with counter:
                 step()
             flops = int(counter.get_total_flops())
+        profile_table = None
+        if a.profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+            with profile(activities=acts) as prof:
+                step()
+                _sync(device)
+            key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+            profile_table = prof.key_averages().table(sort_by=key, row_limit=15)
     res = {"variant": a.variant, "amp": amp, "channels_last": channels_last, "loop": loop,
            "times": times, "s_per_iter": sorted(times)[len(times) // 2], "first_losses": first,
            "peak_rss_mib": _peak_rss_mib(), "flops": flops,
-           "images_per_iter": 2 * cfg.data.batch_size}
+           "images_per_iter": 2 * cfg.data.batch_size, "profile": profile_table}
     if device.type == "cuda":
         res["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     print("RESULT " + json.dumps(res))
@@ -203,6 +213,10 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
         bad = [v for v in a.variants if VARIANTS[v][0] == "fp16"]
         if bad:
             raise SystemExit(f"variants {bad} need CUDA")
+    from seg_uda.config import load_config
+
+    cfg = load_config(a.config, list(a.overrides))
+    default = (cfg.schedule.amp, cfg.model.channels_last)
     rows: List[Dict[str, Any]] = []
     for variant in a.variants:
         cmd = [sys.executable, __file__, "_train_worker", a.config, *a.overrides, "--variant", variant,
@@ -214,6 +228,8 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
             cmd += ["--target-size", *map(str, a.target_size)]
         if a.count_flops and variant == a.variants[0]:
             cmd.append("--count-flops")  # FLOPs do not depend on precision or layout: count them once
+        if a.profile:
+            cmd.append("--profile")
         print(f"[{time.strftime('%H:%M:%S')}] {variant}: {' '.join(cmd[2:])}", flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -221,11 +237,13 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
             raise SystemExit(f"variant {variant} failed (exit {proc.returncode})")
         rows.append(json.loads(lines[-1][len("RESULT "):]))
+        if VARIANTS[variant][2] == "trainer" and VARIANTS[variant][:2] == default:
+            rows[-1]["variant"] += " (config default)"
     peaks = {"none": gemm_peak(device, torch.float32), "bf16": gemm_peak(device, torch.bfloat16)}
     if device.type == "cuda":
         peaks["fp16"] = gemm_peak(device, torch.float16)
     flops = next((r["flops"] for r in rows if r["flops"]), None)
-    ref = next((r for r in rows if r["variant"] == "reference"), rows[0])
+    ref = next((r for r in rows if r["loop"] == "reference"), rows[0])
     for r in rows:
         r["it_per_s"] = 1.0 / r["s_per_iter"]
         r["img_per_s"] = r["images_per_iter"] / r["s_per_iter"]
@@ -250,6 +268,9 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
     if device.type == "cuda":
         cols.insert(6, ("CUDA peak MiB", "cuda_peak_mib", "{:.0f}"))
     md = _print_table(title, rows, cols)
+    for r in rows:
+        if r.get("profile"):
+            print(f"\nprofile of one iteration, {r['variant']} (top ops by self time):\n{r['profile']}")
     print("first-iteration losses:")
     for r in rows:
         print(f"  {r['variant']:<10} " + ", ".join(f"{k}={v:.5g}" for k, v in sorted(r["first_losses"].items())))
@@ -361,6 +382,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     t.add_argument("--source-size", type=int, nargs=2, metavar=("W", "H"))
     t.add_argument("--target-size", type=int, nargs=2, metavar=("W", "H"))
     t.add_argument("--no-flops", dest="count_flops", action="store_false", help="skip the FLOP count")
+    t.add_argument("--profile", action="store_true", help="also profile one iteration per variant (torch.profiler)")
 
     w = sub.add_parser("_train_worker")  # internal: one variant per process
     common(w)
@@ -370,6 +392,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     w.add_argument("--source-size", type=int, nargs=2)
     w.add_argument("--target-size", type=int, nargs=2)
     w.add_argument("--count-flops", action="store_true")
+    w.add_argument("--profile", action="store_true")
 
     i = sub.add_parser("infer", help="inference images/s")
     common(i)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every CPU benchmark table of the README, in one run (about 8 minutes on 2 cores; needs data/synthcity for
+# the data-pipeline table). Tables are printed and saved as JSON + Markdown under runs/bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+$PY tools/benchmark.py gemm
+# the paper-size AdvEnt iteration: ADVENT's FP32 loop vs ours (DeepLab-v2 ResNet-101, 640x360 / 512x256, batch 1)
+$PY tools/benchmark.py train configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml model.encoder_weights=null \
+    --source-size 640 360 --target-size 512 256 --iters 3
+# the CPU default (EfficientNet-Lite0 DeepLab-v2, AdvEnt+MinEnt on SynthCity sizes)
+$PY tools/benchmark.py train configs/synthcity/advent_minent_lite0.yaml --iters 5
+$PY tools/benchmark.py infer configs/synthcity/advent_minent_lite0.yaml --iters 10
+$PY tools/benchmark.py infer configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml model.encoder_weights=null --size 1024 512 --iters 2 --warmup 1
+if [ -d data/synthcity ]; then
+  $PY tools/benchmark.py data configs/synthcity/advent_minent_lite0.yaml --workers 0 1 2
+else
+  echo "skipping the data-pipeline table: generate SynthCity first (python tools/generate_synthcity.py --out data/synthcity)"
+fi
+$PY tools/benchmark.py eval --num-images 100
