@@ -101,7 +101,7 @@ def main(argv=None) -> None:
     p.add_argument("--width", type=int, default=2048)
     p.add_argument("--workers", type=int, default=None, help="threads for seg_uda (default min(8, cpu_count))")
     p.add_argument("--skip-instances", action="store_true", help="skip cityscapesscripts' default IoU+nIoU run")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per evaluator; the median is reported")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per evaluator; the median is reported")
     p.add_argument("--out", help="also write the rows as JSON here")
     a = p.parse_args(argv)
     torch.set_num_threads(1)

@@ -7,7 +7,7 @@ PY=${PYTHON:-python}
 $PY tools/benchmark.py gemm
 # the paper-size AdvEnt iteration: ADVENT's FP32 loop vs ours (DeepLab-v2 ResNet-101, 640x360 / 512x256, batch 1)
 $PY tools/benchmark.py train configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml model.encoder_weights=null \
-    --source-size 640 360 --target-size 512 256 --iters 3
+    --source-size 640 360 --target-size 512 256 --iters 5
 # the CPU default (EfficientNet-Lite0 DeepLab-v2, AdvEnt+MinEnt on SynthCity sizes)
 $PY tools/benchmark.py train configs/synthcity/advent_minent_lite0.yaml --iters 5
 $PY tools/benchmark.py infer configs/synthcity/advent_minent_lite0.yaml --iters 10

@@ -1,8 +1,8 @@
 """Model-free evaluation of a folder of Cityscapes ``labelIds`` prediction PNGs (official submission layout).
 
 Gives the same class IoUs and mean as cityscapesscripts' ``evalPixelLevelSemanticLabeling`` but decodes images
-with libspng in a thread pool (pyspng, cv2 and torch release the GIL) and counts (gt id, predicted id) pairs with one
-2-D ``cv2.calcHist`` per image; the label-id -> train-id LUT is applied once to the summed 256-bin histogram.
+with libspng in one thread and counts (gt id, predicted id) pairs with one 2-D ``cv2.calcHist`` per image in
+the others; the label-id -> train-id LUT is applied once to the summed 256-bin histogram.
 """
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import fnmatch
 import glob
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -114,7 +115,7 @@ def _decode_png(path: str, spng: bool = True) -> np.ndarray:
 def read_label_png(path: str, spng: bool = True) -> np.ndarray:
     """A single-channel label-id PNG as a 2-D uint8 array (palette PNGs give their indices, like PIL).
 
-    ``spng=False`` decodes with cv2, which lets other threads run meanwhile (see `evaluate_prediction_folder`).
+    ``spng=False`` decodes with cv2 (slower, but it releases the GIL).
     """
     img = _decode_png(path, spng)
     if img.ndim == 3:  # palette PNGs decode to colours; PIL keeps the indices (what cityscapesscripts reads)
@@ -160,13 +161,9 @@ def _index_buffer(shape: Tuple[int, ...], dtype: type) -> np.ndarray:
     return buf
 
 
-def _pair_counts(pred_path: str, gt_path: str, valid_ids: np.ndarray, n_gt: int, gt_spng: bool = True
-                 ) -> np.ndarray:
-    """[n_gt, 256] int64 counts of (gt id, predicted id) pairs for one image; validates sizes and ids.
-
-    ``valid_ids`` is the 256-entry label-set mask; ``n_gt`` = largest valid id + 1.
-    """
-    gt = read_label_png(gt_path, spng=gt_spng)
+def _load_pair(pred_path: str, gt_path: str, valid_ids: np.ndarray, n_gt: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Decode one (ground truth, prediction) pair and check sizes and ground-truth ids (raises naming the file)."""
+    gt = read_label_png(gt_path)
     pred = read_label_png(pred_path)
     if gt.shape != pred.shape:
         raise ValueError(
@@ -176,6 +173,12 @@ def _pair_counts(pred_path: str, gt_path: str, valid_ids: np.ndarray, n_gt: int,
     if gt.size and int(gt.max()) >= n_gt:
         bad = [int(v) for v in np.unique(gt) if not valid_ids[v]]
         raise ValueError(f"ground truth {gt_path!r} has ids {bad} outside the label set")
+    return gt, pred
+
+
+def _count_pair(gt: np.ndarray, pred: np.ndarray, valid_ids: np.ndarray, n_gt: int, pred_path: str, gt_path: str
+                ) -> np.ndarray:
+    """[n_gt, 256] int64 counts of (gt id, predicted id) pairs; raises on ids outside the label set."""
     if gt.size < _CALCHIST_MAX_PIXELS:  # cv2's 2-D histogram on the uint8 pair: no index array, ~1.4x faster
         hist = cv2.calcHist([gt, pred], [0, 1], None, [n_gt, 256], [0, n_gt, 0, 256])
         counts = hist.astype(np.int64)  # float32 counts are exact below 2**24 pixels
@@ -192,6 +195,12 @@ def _pair_counts(pred_path: str, gt_path: str, valid_ids: np.ndarray, n_gt: int,
     if bad_pred.size:
         raise ValueError(f"prediction {pred_path!r} has ids {bad_pred.tolist()} outside the label set")
     return counts.astype(np.int64, copy=False)
+
+
+def _pair_counts(pred_path: str, gt_path: str, valid_ids: np.ndarray, n_gt: int) -> np.ndarray:
+    """Counts of one image pair: :func:`_load_pair` then :func:`_count_pair`."""
+    gt, pred = _load_pair(pred_path, gt_path, valid_ids, n_gt)
+    return _count_pair(gt, pred, valid_ids, n_gt, pred_path, gt_path)
 
 
 def _lut_arrays(id_to_trainid: Mapping[int, int], num_classes: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -242,15 +251,21 @@ def evaluate_prediction_folder(
         for p, g in zip(pred_files, gt_files):
             total += _pair_counts(p, g, valid_ids, n_gt)
     else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            # libspng holds the GIL while it decodes, cv2 does not: decoding the ground truth with cv2 and the
-            # prediction with libspng lets threads overlap (measured 3.3 vs 3.7 ms/image on 2 cores)
-            futures = [pool.submit(_pair_counts, p, g, valid_ids, n_gt, False) for p, g in zip(pred_files, gt_files)]
+        # A pipeline: this thread decodes (libspng holds the GIL, so decoding in several threads would serialise
+        # anyway) while workers-1 threads count pairs with calcHist, which releases it. Measured on 2 cores:
+        # 3.0 ms/image against 3.7 for every thread decoding and counting its own images.
+        pending: Deque[Future] = deque()
+        with ThreadPoolExecutor(max_workers=workers - 1) as pool:
             try:
-                for fut in as_completed(futures):
-                    total += fut.result()
+                for p, g in zip(pred_files, gt_files):
+                    gt, pred = _load_pair(p, g, valid_ids, n_gt)
+                    pending.append(pool.submit(_count_pair, gt, pred, valid_ids, n_gt, p, g))
+                    while len(pending) > 2 * (workers - 1):  # bounds the decoded images held in memory
+                        total += pending.popleft().result()
+                while pending:
+                    total += pending.popleft().result()
             except BaseException:
-                for fut in futures:
+                for fut in pending:
                     fut.cancel()
                 raise
 
