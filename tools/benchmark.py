@@ -256,7 +256,7 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
         common = set(r["first_losses"]) & set(ref["first_losses"])
         r["max_loss_rel_diff"] = max((abs(r["first_losses"][k] - ref["first_losses"][k])
                                       / max(abs(ref["first_losses"][k]), 1e-12) for k in common), default=None)
-    (sw, sh) = a.source_size or ("cfg", "")
+    (sw, sh) = a.source_size or cfg.data.source_size
     title = (f"train step: {Path(a.config).stem} {' '.join(a.overrides)} | source {sw}x{sh} | "
              f"{device.type}, {a.threads} threads | median of {a.iters} iters after {a.warmup} warm-up"
              + (f" | {flops / 1e12:.2f} TFLOP/iter" if flops else ""))
