@@ -106,3 +106,45 @@ def test_accuracy_table_mean_std_and_gap_closed(tmp_path, capsys):
     assert (tmp_path / "t.md").read_text() == out.rstrip("\n") + "\n"
     with pytest.raises(FileNotFoundError, match="missing"):
         accuracy_table.main(["--run", f"x={tmp_path / 'missing'}"])
+
+
+def _synthcity_cfg(root: Path, method: str = "advent", **schedule) -> object:
+    return config_from_dict({
+        "name": "ref", "seed": 0, "device": "cpu",
+        "data": {"source": {"type": "gta5", "root": str(root / "game")},
+                 "target": {"type": "cityscapes", "root": str(root / "real"), "split": "train"},
+                 "val": None, "source_size": [64, 48], "target_size": [64, 32], "num_workers": 0},
+        "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True},
+        "method": {"name": method},
+        "optim": {"lr": 1e-2},
+        "schedule": {"max_iters": 3, "amp": "none", "ckpt_interval": 3, "log_interval": 1, **schedule},
+    })
+
+
+def test_train_cli_reference_mode_matches_default_loop_in_fp32(synthcity, tmp_path):
+    """tools/train.py --reference trains with ADVENT's loop on real data; in FP32 it logs the same losses."""
+    import train as train_tool
+
+    cfg_path = tmp_path / "ref.yaml"
+    cfg_path.write_text(yaml.safe_dump(resolved_dict(_synthcity_cfg(synthcity))))
+    assert train_tool.main([str(cfg_path), "--reference", "--work-dir", str(tmp_path / "ref"), "--no-progress"]) == 0
+    assert train_tool.main([str(cfg_path), "--work-dir", str(tmp_path / "ours"), "--no-progress"]) == 0
+
+    def losses(d: str) -> list:
+        recs = [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k.startswith(("seg_", "adv_", "d_"))} for r in recs if r["kind"] == "train"]
+
+    ref, ours = losses("ref"), losses("ours")
+    assert len(ref) == len(ours) == 3 and set(ref[0]) == set(ours[0]) and "adv_main" in ref[0]
+    for a, b in zip(ref, ours):
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-7), k
+    saved = yaml.safe_load((tmp_path / "ref" / "config.yaml").read_text())
+    assert saved["schedule"]["amp"] == "none" and saved["model"]["channels_last"] is False
+
+
+def test_trainer_reference_mode_rejects_bf16_and_unsupported_methods(synthcity, tmp_path):
+    with pytest.raises(ValueError, match="schedule.amp=none"):
+        Trainer(_synthcity_cfg(synthcity, amp="bf16"), work_dir=tmp_path / "a", reference=True)
+    with pytest.raises(TypeError, match="DANN"):
+        Trainer(_synthcity_cfg(synthcity, method="dann"), work_dir=tmp_path / "b", reference=True)

@@ -142,7 +142,6 @@ def _synthetic_batches(cfg: Any, device: torch.device, channels_last: bool, seed
 def _train_worker(a: argparse.Namespace) -> None:
     """Runs one variant in this process and prints one JSON line."""
     from seg_uda.config import load_config
-    from seg_uda.engine.reference import reference_advent_step
     from seg_uda.engine.trainer import Trainer
 
     amp, channels_last, loop = VARIANTS[a.variant]
@@ -156,15 +155,11 @@ def _train_worker(a: argparse.Namespace) -> None:
         overrides.append(f"data.target_size=[{a.target_size[0]},{a.target_size[1]}]")
     cfg = load_config(a.config, overrides)
     with tempfile.TemporaryDirectory() as work_dir:
-        trainer = Trainer(cfg, work_dir=work_dir, progress=False,
+        trainer = Trainer(cfg, work_dir=work_dir, progress=False, reference=loop == "reference",
                           batches=_synthetic_batches(cfg, device, channels_last))
-        src_iter, tgt_iter = trainer.source_iter, trainer.target_iter
 
         def step() -> Dict[str, float]:
-            if loop == "reference":
-                values = reference_advent_step(trainer, next(src_iter), next(tgt_iter))
-            else:
-                values = trainer.run_step()
+            values = trainer.run_step()
             trainer.iteration += 1
             return values
 

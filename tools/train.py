@@ -22,13 +22,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", nargs="?", const=True, default=False,
                    help="resume from WORK_DIR/checkpoints/last.pth, or from the given checkpoint")
     p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    p.add_argument("--reference", action="store_true",
+                   help="ADVENT's own loop: FP32, NCHW, separate source / target / discriminator backward passes "
+                        "(source-only and ADVENT methods; single process), for speed and loss comparisons")
     return p.parse_intermixed_args(argv)  # overrides may follow options such as --work-dir
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        cfg = load_config(args.config, args.overrides)
+        overrides = list(args.overrides)
+        if args.reference:  # the paper's precision and layout; later explicit overrides would contradict it
+            overrides += ["schedule.amp=none", "model.channels_last=false"]
+        cfg = load_config(args.config, overrides)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
@@ -39,7 +45,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     try:
-        trainer = Trainer(cfg, resume=args.resume, work_dir=args.work_dir, progress=not args.no_progress)
+        trainer = Trainer(cfg, resume=args.resume, work_dir=args.work_dir, progress=not args.no_progress,
+                          reference=args.reference)
         result = trainer.train()
         if result and trainer.is_main:
             print(f"final val mIoU: {100 * result['miou']:.2f}  ({trainer.work_dir / 'final_metrics.json'})")

@@ -16,7 +16,13 @@ from ..methods.advent import EntropyTerms
 from ..methods.base import SOURCE_LABEL, TARGET_LABEL, frozen
 from ..methods.losses import bce_with_logits, seg_loss
 
-__all__ = ["reference_advent_step"]
+__all__ = ["reference_advent_step", "check_reference_method"]
+
+
+def check_reference_method(method: Any) -> None:
+    """Raise unless ``method`` is one the reference loop covers (source-only or the ADVENT family)."""
+    if not (isinstance(method, EntropyTerms) or type(method).__name__ == "SourceOnly"):
+        raise TypeError(f"the reference loop covers source-only and ADVENT methods, not {type(method).__name__}")
 
 
 def _backward(loss: torch.Tensor, values: Dict[str, float], terms: Dict[str, torch.Tensor]) -> None:
@@ -32,8 +38,7 @@ def reference_advent_step(trainer: Any, source: Dict[str, torch.Tensor], target:
     ``trainer.method`` must be a source-only or ADVENT-family method (MinEnt / AdvEnt / AdvEnt+MinEnt).
     """
     method, model = trainer.method, trainer.model
-    if not (isinstance(method, EntropyTerms) or type(method).__name__ == "SourceOnly"):
-        raise TypeError(f"the reference loop covers source-only and ADVENT methods, not {type(method).__name__}")
+    check_reference_method(method)
     if trainer.amp != "none":
         raise ValueError("the reference loop is FP32: build its trainer with schedule.amp=none")
     it = trainer.iteration

@@ -22,6 +22,7 @@ from . import dist
 from .builders import build_dataset, build_method, build_model, build_optimizers
 from .checkpoint import CheckpointManager, ensure_writable_dir
 from .lr import PolyLR
+from .reference import check_reference_method, reference_advent_step
 from .logging import RunLogger
 from .sampling import infinite_loader, shard_indices
 
@@ -53,13 +54,18 @@ class Trainer:
     """Builds everything from a validated Config and trains it; `resume` may be True (last.pth) or a path."""
 
     def __init__(self, cfg: Config, resume: bool | str = False, work_dir: Optional[str | Path] = None,
-                 progress: bool = True, batches: Optional[Tuple[Iterator[Dict[str, Any]], Iterator[Dict[str, Any]]]] = None
-                 ) -> None:
+                 progress: bool = True, batches: Optional[Tuple[Iterator[Dict[str, Any]], Iterator[Dict[str, Any]]]] = None,
+                 reference: bool = False) -> None:
         """``batches``: optional (source, target) batch iterators used instead of the configured datasets
-        (benchmarks feed fixed synthetic batches this way)."""
+        (benchmarks feed fixed synthetic batches this way). ``reference``: train with ADVENT's own FP32 loop
+        (`seg_uda.engine.reference`) instead of `run_step`'s, for speed and loss comparisons."""
         self.cfg = cfg
+        self.reference = bool(reference)
         self.device = dist.init_distributed(cfg.device)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        if reference and (self.world_size > 1 or cfg.schedule.amp != "none" or cfg.model.channels_last):
+            raise ValueError("the reference loop is ADVENT's single-process FP32 loop: run it in one process with "
+                             "schedule.amp=none and model.channels_last=false (tools/train.py --reference sets both)")
         self.is_main = self.rank == 0
         self.show_progress = progress
         self.work_dir = Path(work_dir or cfg.work_dir or Path("runs") / cfg.name)
@@ -77,6 +83,8 @@ class Trainer:
         if cfg.model.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.method = build_method(cfg, self.model).to(self.device)
+        if reference:
+            check_reference_method(self.method)
         self.optimizer, self.d_optimizer = build_optimizers(cfg, self.model, self.method)
         self.scheduler = PolyLR(self.optimizer, cfg.schedule.max_iters, cfg.schedule.poly_power,
                                 cfg.schedule.warmup_iters, cfg.schedule.warmup_ratio)
@@ -130,6 +138,8 @@ class Trainer:
         self.scheduler.set_iteration(it)
         source = _to_device(next(self.source_iter), self.device, cfg.model.channels_last) if self.source_iter is not None else None
         target = _to_device(next(self.target_iter), self.device, cfg.model.channels_last) if self.target_iter is not None else None
+        if self.reference:  # ADVENT's loop: FP32, one backward per loss group (see seg_uda.engine.reference)
+            return reference_advent_step(self, source, target)
         self.model.train()
         self.method.train()
 
