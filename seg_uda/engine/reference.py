@@ -13,8 +13,8 @@ from typing import Any, Dict
 import torch
 
 from ..methods.advent import EntropyTerms
-from ..methods.base import SOURCE_LABEL, TARGET_LABEL, frozen
-from ..methods.losses import bce_with_logits, seg_loss
+from ..methods.base import frozen
+from ..methods.losses import seg_loss
 
 __all__ = ["reference_advent_step", "check_reference_method"]
 
@@ -64,19 +64,15 @@ def reference_advent_step(trainer: Any, source: Dict[str, torch.Tensor], target:
         else:
             cache = {}
 
-    if discs is not None:
+    if discs is not None:  # the method's own D losses; the paper code backpropagates each domain's half alone
         src_maps = method._source_maps({k: v.detach() for k, v in src_out.items() if v is not None},
                                        source["image"].shape[-2:])
-        for domain, label, maps in (("src", SOURCE_LABEL, src_maps), ("tgt", TARGET_LABEL, cache)):
-            terms = {f"d_{lv}_{domain}": 0.5 * bce_with_logits(discs[lv](maps[f"{domain}_{lv}"].detach()), label)
-                     for lv in method.levels}
+        d_terms = method.discriminator_step({**src_maps, **cache})
+        for domain in ("src", "tgt"):
+            terms = {k: v for k, v in d_terms.items() if k.endswith(f"_{domain}")}
             _backward(sum(terms.values()), values, terms)
 
     for opt in (trainer.optimizer, trainer.d_optimizer):
-        if opt is None:
-            continue
-        if trainer.cfg.optim.grad_clip:
-            params = [p for g in opt.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, trainer.cfg.optim.grad_clip)
-        opt.step()
+        if opt is not None:
+            trainer._clip_and_step(opt)  # the trainer's clipping and step (no scaler in FP32)
     return values

@@ -93,10 +93,10 @@ def match_predictions(pred_dir: PathLike, gt_files: Sequence[str], gt_suffix: st
     return matched
 
 
-def _decode_png(path: str, spng: bool = True) -> np.ndarray:
-    """Decode a PNG with libspng (pyspng: ~2x faster than libpng via cv2 / PIL, but it holds the GIL) or cv2
-    (releases the GIL); cv2 when ``spng`` is False or pyspng is not installed."""
-    if spng and pyspng is not None:
+def _decode_png(path: str) -> np.ndarray:
+    """Decode a PNG with libspng (pyspng: ~2x faster than libpng via cv2 / PIL, but it holds the GIL), or with
+    cv2 where pyspng is not installed."""
+    if pyspng is not None:
         try:
             with open(path, "rb") as fh:
                 data = fh.read()
@@ -112,12 +112,9 @@ def _decode_png(path: str, spng: bool = True) -> np.ndarray:
     return img
 
 
-def read_label_png(path: str, spng: bool = True) -> np.ndarray:
-    """A single-channel label-id PNG as a 2-D uint8 array (palette PNGs give their indices, like PIL).
-
-    ``spng=False`` decodes with cv2 (slower, but it releases the GIL).
-    """
-    img = _decode_png(path, spng)
+def read_label_png(path: str) -> np.ndarray:
+    """A single-channel label-id PNG as a 2-D uint8 array (palette PNGs give their indices, like PIL)."""
+    img = _decode_png(path)
     if img.ndim == 3:  # palette PNGs decode to colours; PIL keeps the indices (what cityscapesscripts reads)
         with Image.open(path) as pil:
             if pil.mode not in ("P", "L"):
