@@ -19,13 +19,13 @@ sys.path.insert(0, str(ROOT / "tools"))
 from benchmark import _synthetic_batches  # noqa: E402
 
 
-def _cfg(method: str, **optim) -> object:
+def _cfg(method: str, aspp_impl: str = "conv", **optim) -> object:
     return config_from_dict({
         "name": f"bench_{method}", "seed": 0, "device": "cpu",
         "data": {"source": {"type": "gta5", "root": "unused"}, "target": {"type": "cityscapes", "root": "unused"},
                  "val": None, "source_size": [64, 48], "target_size": [64, 32], "num_classes": 5},
         "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True,
-                  "bn_policy": "frozen"},
+                  "bn_policy": "frozen", "aspp_impl": aspp_impl},
         "method": {"name": method},
         "optim": {"lr": 1e-2, **optim},
         "schedule": {"max_iters": 10, "amp": "none"},
@@ -37,12 +37,14 @@ def _trainer(cfg, tmp_path: Path, name: str) -> Trainer:
                    batches=_synthetic_batches(cfg, torch.device("cpu"), False))
 
 
-@pytest.mark.parametrize("method", ["source_only", "minent", "advent", "advent_minent"])
-def test_reference_loop_equals_trainer_step_in_fp32(method, tmp_path):
-    """ADVENT's separate-backward FP32 loop and Trainer.run_step compute the same losses and the same update."""
+@pytest.mark.parametrize("method,aspp_impl", [("source_only", "conv"), ("minent", "conv"), ("advent", "conv"),
+                                              ("advent_minent", "conv"), ("advent", "gemm")])
+def test_reference_loop_equals_trainer_step_in_fp32(method, aspp_impl, tmp_path):
+    """ADVENT's separate-backward FP32 loop and Trainer.run_step compute the same losses and the same update
+    (also with our loop's classifiers as one GEMM; the reference keeps the per-branch convolutions)."""
     torch.set_num_threads(1)
-    cfg = _cfg(method, grad_clip=1.0)
-    ours, ref = _trainer(cfg, tmp_path, "ours"), _trainer(cfg, tmp_path, "ref")
+    ours = _trainer(_cfg(method, aspp_impl, grad_clip=1.0), tmp_path, "ours")
+    ref = _trainer(_cfg(method, "conv", grad_clip=1.0), tmp_path, "ref")
     for it in range(2):
         a = ours.run_step()
         b = reference_advent_step(ref, next(ref.source_iter), next(ref.target_iter))
@@ -56,6 +58,12 @@ def test_reference_loop_equals_trainer_step_in_fp32(method, tmp_path):
     if ours.d_optimizer is not None:
         for p, q in zip(ours.method.discriminator_parameters(), ref.method.discriminator_parameters()):
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+
+
+def test_reference_trainer_uses_the_paper_codes_convolutions(tmp_path):
+    t = Trainer(_cfg("advent", "gemm"), work_dir=tmp_path / "ref", progress=False, reference=True,
+                batches=_synthetic_batches(_cfg("advent"), torch.device("cpu"), False))
+    assert {m.impl for m in t.model.modules() if hasattr(m, "conv2d_list")} == {"conv"}
 
 
 def test_reference_loop_rejects_autocast_and_other_methods(tmp_path):
@@ -85,6 +93,21 @@ def test_benchmark_train_prints_table_and_saves_json(tmp_path):
     assert rows["bf16"]["max_loss_rel_diff"] < 0.05  # bf16 autocast vs FP32: same losses within AMP tolerance
     assert all(r["peak_rss_mib"] > 0 and r["s_per_iter"] > 0 for r in rows.values())
     assert (out / "train_bench.md").read_text().startswith("### train step")
+
+
+def test_benchmark_infer_compares_aspp_impls(tmp_path):
+    cfg_path = tmp_path / "bench.yaml"
+    cfg_path.write_text(yaml.safe_dump(resolved_dict(_cfg("advent"))))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark.py"), "infer", str(cfg_path),
+                           "--amp", "none", "bf16", "--channels-last", "true", "--aspp-impl", "conv", "gemm",
+                           "--iters", "1", "--warmup", "1", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads((out / "infer_bench.json").read_text())["rows"]
+    assert [(r["amp"], r["aspp_impl"]) for r in rows] == [("none", "conv"), ("none", "gemm"), ("bf16", "conv"),
+                                                          ("bf16", "gemm")]
+    assert rows[0]["speedup"] == 1.0 and all(r["img_per_s"] > 0 for r in rows)
 
 
 def test_accuracy_table_mean_std_and_gap_closed(tmp_path, capsys):

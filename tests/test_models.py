@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from seg_uda.models import MODELS, ASPPClassifier, DeepLabV2, DeepLabV3Plus, FCDiscriminator, build_model, list_models
+from seg_uda.models import (ASPP_IMPLS, MODELS, ASPPClassifier, DeepLabV2, DeepLabV3Plus, FCDiscriminator, build_model,
+                            list_models, set_aspp_impl)
 from seg_uda.models.batchnorm import BN_POLICIES, apply_bn_policy, is_batchnorm
 
 torch.set_num_threads(1)
@@ -113,6 +114,56 @@ def test_advent_classifier_structure() -> None:
     x = torch.randn(1, 512, 7, 9)
     assert torch.allclose(clf(x), sum(c(x) for c in convs), atol=1e-6)
     assert clf(x).shape == (1, 19, 7, 9)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("size", [(2, 9, 13), (1, 30, 40)])  # small maps: the large dilations fall off the edge
+def test_aspp_gemm_equals_dilated_convs(channels_last: bool, size: tuple) -> None:
+    """The one-GEMM classifier gives the per-branch convolutions' sum and gradients (x, weights, biases)."""
+    torch.manual_seed(0)
+    n, h, w = size
+    clf = ASPPClassifier(24, 5).double()
+    for conv in clf.conv2d_list:
+        nn.init.normal_(conv.bias)
+    x0 = torch.randn(n, 24, h, w, dtype=torch.float64)
+    if channels_last:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    results = {}
+    for impl in ASPP_IMPLS:
+        clf.impl = impl
+        clf.zero_grad()
+        x = x0.clone().requires_grad_()
+        y = clf(x)
+        g = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype)
+        (y * g).sum().backward()
+        results[impl] = [y.detach(), x.grad] + [p.grad.clone() for p in clf.parameters()]
+        assert y.shape == (n, 5, h, w)
+        assert y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    for a, b in zip(results["conv"], results["gemm"]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_aspp_gemm_under_bf16_autocast_matches_fp32() -> None:
+    torch.manual_seed(0)
+    clf = ASPPClassifier(256, 19)
+    x = torch.randn(1, 256, 20, 24).contiguous(memory_format=torch.channels_last)
+    ref = clf(x)
+    clf.impl = "gemm"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = clf(x)
+    assert out.dtype == torch.float32  # the shifted sum accumulates in float32
+    assert (out - ref).abs().max() < 0.02 * ref.abs().max()
+
+
+def test_aspp_impl_is_validated_and_switchable() -> None:
+    with pytest.raises(ValueError, match="conv, gemm"):
+        ASPPClassifier(8, 3, impl="winograd")
+    model = DeepLabV2(num_classes=3, encoder_name="resnet18", multi_level=True, aspp_impl="gemm")
+    assert {m.impl for m in model.modules() if isinstance(m, ASPPClassifier)} == {"gemm"}
+    assert set_aspp_impl(model, "conv") == 2
+    assert {m.impl for m in model.modules() if isinstance(m, ASPPClassifier)} == {"conv"}
+    # same parameters either way: a checkpoint of one loads into the other
+    assert set(model.state_dict()) == set(DeepLabV2(num_classes=3, encoder_name="resnet18").state_dict())
 
 
 def test_deeplabv3plus_out_is_smp_logits_before_upsampling() -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed and memory benchmarks; each prints a table and saves it as JSON (and Markdown) under --out.
 
-  python tools/benchmark.py train CONFIG [key=value ...] [--variants reference fp32 bf16 bf16_cl] [--iters 3]
+  python tools/benchmark.py train CONFIG [key=value ...] [--variants reference fp32 bf16 bf16_cl bf16_cl_gemm]
   python tools/benchmark.py infer CONFIG [key=value ...] [--amp none bf16] [--iters 5]
   python tools/benchmark.py data CONFIG [key=value ...] [--workers 0 1 2] [--batches 20]
   python tools/benchmark.py eval [--num-images 20]           # folder evaluation vs cityscapesscripts
@@ -9,7 +9,8 @@
 
 ``train`` runs every variant in a fresh subprocess (own peak RSS) on the same weights and synthetic batches:
 ``reference`` is ADVENT's loop (FP32, separate backward passes, `seg_uda.engine.reference`); the others are
-``Trainer.run_step`` at FP32, bf16 autocast, and bf16 + channels_last. It reports s/iter, images/s, peak RSS
+``Trainer.run_step`` at FP32, bf16 autocast, bf16 + channels_last, and that with the DeepLab-v2 classifiers as one
+GEMM (``bf16_cl_gemm``, `seg_uda.models.deeplabv2.summed_dilated_conv3x3_gemm`). It reports s/iter, images/s, peak RSS
 (and CUDA peak), the speed-up over the reference, achieved FLOP/s against the GEMM peak measured in the same run,
 and the first iteration's losses against the reference's (same weights and batch).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import resource
@@ -31,13 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-#: train variants: (amp, channels_last, loop)
+#: train variants: (amp, channels_last, loop, DeepLab-v2 ASPP impl)
 VARIANTS: Dict[str, tuple] = {
-    "reference": ("none", False, "reference"),
-    "fp32": ("none", False, "trainer"),
-    "bf16": ("bf16", False, "trainer"),
-    "bf16_cl": ("bf16", True, "trainer"),
-    "fp16_cl": ("fp16", True, "trainer"),  # CUDA only
+    "reference": ("none", False, "reference", "conv"),
+    "fp32": ("none", False, "trainer", "conv"),
+    "bf16": ("bf16", False, "trainer", "conv"),
+    "bf16_cl": ("bf16", True, "trainer", "conv"),
+    "bf16_cl_gemm": ("bf16", True, "trainer", "gemm"),
+    "fp16_cl": ("fp16", True, "trainer", "conv"),  # CUDA only
+    "fp16_cl_gemm": ("fp16", True, "trainer", "gemm"),  # CUDA only
 }
 
 
@@ -144,7 +148,7 @@ def _train_worker(a: argparse.Namespace) -> None:
     from seg_uda.config import load_config
     from seg_uda.engine.trainer import Trainer
 
-    amp, channels_last, loop = VARIANTS[a.variant]
+    amp, channels_last, loop, aspp_impl = VARIANTS[a.variant]
     torch.set_num_threads(a.threads)
     device = _device(a.device)
     overrides = list(a.overrides) + [f"schedule.amp={amp}", f"model.channels_last={str(channels_last).lower()}",
@@ -157,6 +161,10 @@ def _train_worker(a: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as work_dir:
         trainer = Trainer(cfg, work_dir=work_dir, progress=False, reference=loop == "reference",
                           batches=_synthetic_batches(cfg, device, channels_last))
+        from seg_uda.models import set_aspp_impl
+
+        if not set_aspp_impl(trainer.model, aspp_impl) and aspp_impl != "conv":
+            raise SystemExit(f"variant {a.variant} needs a model with ASPP classifiers (DeepLab-v2)")
 
         def step() -> Dict[str, float]:
             values = trainer.run_step()
@@ -193,7 +201,7 @@ def _train_worker(a: argparse.Namespace) -> None:
                 _sync(device)
             key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
             profile_table = prof.key_averages().table(sort_by=key, row_limit=15)
-    res = {"variant": a.variant, "amp": amp, "channels_last": channels_last, "loop": loop,
+    res = {"variant": a.variant, "amp": amp, "channels_last": channels_last, "loop": loop, "aspp_impl": aspp_impl,
            "times": times, "s_per_iter": sorted(times)[len(times) // 2], "first_losses": first,
            "peak_rss_mib": _peak_rss_mib(), "flops": flops,
            "images_per_iter": 2 * cfg.data.batch_size, "profile": profile_table}
@@ -211,7 +219,7 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
     from seg_uda.config import load_config
 
     cfg = load_config(a.config, list(a.overrides))
-    default = (cfg.schedule.amp, cfg.model.channels_last)
+    default = ("trainer", cfg.schedule.amp, cfg.model.channels_last, cfg.model.args.get("aspp_impl", "conv"))
     rows: List[Dict[str, Any]] = []
     for variant in a.variants:
         cmd = [sys.executable, __file__, "_train_worker", a.config, *a.overrides, "--variant", variant,
@@ -232,7 +240,8 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
             raise SystemExit(f"variant {variant} failed (exit {proc.returncode})")
         rows.append(json.loads(lines[-1][len("RESULT "):]))
-        if VARIANTS[variant][2] == "trainer" and VARIANTS[variant][:2] == default:
+        amp, cl, loop, aspp = VARIANTS[variant]
+        if (loop, amp, cl, aspp) == default:
             rows[-1]["variant"] += " (config default)"
     peaks = {"none": gemm_peak(device, torch.float32), "bf16": gemm_peak(device, torch.bfloat16)}
     if device.type == "cuda":
@@ -279,39 +288,42 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
 def cmd_infer(a: argparse.Namespace) -> List[Dict[str, Any]]:
     from seg_uda.config import load_config
     from seg_uda.engine.builders import build_model
+    from seg_uda.models import set_aspp_impl
 
     torch.set_num_threads(a.threads)
     device = _device(a.device)
     cfg = load_config(a.config, list(a.overrides))
     w, h = a.size or cfg.data.val_size or cfg.data.target_size
     rows = []
-    for amp in a.amp:
-        for cl in a.channels_last:
-            torch.manual_seed(0)
-            model = build_model(cfg).to(device).eval()
-            x = torch.randn(a.batch, 3, h, w, device=device)
-            if cl:
-                model = model.to(memory_format=torch.channels_last)
-                x = x.contiguous(memory_format=torch.channels_last)
-            ctx = (torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-                   if amp != "none" else contextlib.nullcontext())
-            with torch.inference_mode(), ctx:
-                for _ in range(a.warmup):
-                    model(x)
-                _sync(device)
-                t0 = time.perf_counter()
-                for _ in range(a.iters):
-                    model(x)["out"].float().softmax(1)
-                _sync(device)
-            dt = (time.perf_counter() - t0) / a.iters
-            rows.append({"amp": amp, "channels_last": cl, "s_per_batch": dt, "img_per_s": a.batch / dt,
-                         "peak_rss_mib": _peak_rss_mib()})
+    impls = a.aspp_impl or [cfg.model.args.get("aspp_impl", "conv")]
+    for amp, cl, aspp in itertools.product(a.amp, a.channels_last, impls):  # one row per combination
+        torch.manual_seed(0)
+        model = build_model(cfg).to(device).eval()
+        if not set_aspp_impl(model, aspp) and aspp != "conv":
+            raise SystemExit("--aspp-impl gemm needs a model with ASPP classifiers (DeepLab-v2)")
+        x = torch.randn(a.batch, 3, h, w, device=device)
+        if cl:
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        ctx = (torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+               if amp != "none" else contextlib.nullcontext())
+        with torch.inference_mode(), ctx:
+            for _ in range(a.warmup):
+                model(x)
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(a.iters):
+                model(x)["out"].float().softmax(1)
+            _sync(device)
+        dt = (time.perf_counter() - t0) / a.iters
+        rows.append({"amp": amp, "channels_last": cl, "aspp_impl": aspp, "s_per_batch": dt, "img_per_s": a.batch / dt,
+                     "peak_rss_mib": _peak_rss_mib()})
     base = rows[0]["s_per_batch"]
     for r in rows:
         r["speedup"] = base / r["s_per_batch"]
     md = _print_table(f"inference: {Path(a.config).stem} {w}x{h} batch {a.batch} | {device.type}, {a.threads} threads",
                       rows, [("amp", "amp", "{}"), ("channels_last", "channels_last", "{}"),
-                             ("s/batch", "s_per_batch", "{:.3f}"), ("img/s", "img_per_s", "{:.2f}"),
+                             ("ASPP", "aspp_impl", "{}"), ("s/batch", "s_per_batch", "{:.3f}"), ("img/s", "img_per_s", "{:.2f}"),
                              ("speed-up", "speedup", "{:.2f}x"), ("peak RSS MiB (process)", "peak_rss_mib", "{:.0f}")])
     _save(a.out, "infer_" + Path(a.config).stem, {"env": _environment(a.threads, device), "rows": rows}, md)
     return rows
@@ -371,7 +383,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
     t = sub.add_parser("train", help="training-step speed, memory and loss agreement per variant")
     common(t)
-    t.add_argument("--variants", nargs="+", default=["reference", "fp32", "bf16", "bf16_cl"], choices=list(VARIANTS))
+    t.add_argument("--variants", nargs="+", default=["reference", "fp32", "bf16", "bf16_cl", "bf16_cl_gemm"],
+                   choices=list(VARIANTS))
     t.add_argument("--iters", type=int, default=3)
     t.add_argument("--warmup", type=int, default=1, help="iterations before timing (>= 1)")
     t.add_argument("--source-size", type=int, nargs=2, metavar=("W", "H"))
@@ -393,6 +406,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     common(i)
     i.add_argument("--amp", nargs="+", default=["none", "bf16"], choices=["none", "bf16", "fp16"])
     i.add_argument("--channels-last", nargs="+", type=lambda s: s.lower() in ("1", "true", "yes"), default=[False, True])
+    i.add_argument("--aspp-impl", nargs="+", choices=["conv", "gemm"],
+                   help="DeepLab-v2 classifier implementations to compare (default: the config's)")
     i.add_argument("--size", type=int, nargs=2, metavar=("W", "H"))
     i.add_argument("--batch", type=int, default=1)
     i.add_argument("--iters", type=int, default=5)

@@ -23,7 +23,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="resume from WORK_DIR/checkpoints/last.pth, or from the given checkpoint")
     p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
     p.add_argument("--reference", action="store_true",
-                   help="ADVENT's own loop: FP32, NCHW, separate source / target / discriminator backward passes "
+                   help="ADVENT's own loop: FP32, NCHW, per-branch classifier convolutions, separate source / target / "
+                        "discriminator backward passes "
                         "(source-only and ADVENT methods; single process), for speed and loss comparisons")
     return p.parse_intermixed_args(argv)  # overrides may follow options such as --work-dir
 

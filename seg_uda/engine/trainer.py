@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..config import Config, save_config
+from ..models.deeplabv2 import set_aspp_impl
 from . import dist
 from .builders import build_dataset, build_method, build_model, build_optimizers
 from .checkpoint import CheckpointManager, ensure_writable_dir
@@ -85,6 +86,7 @@ class Trainer:
         self.method = build_method(cfg, self.model).to(self.device)
         if reference:
             check_reference_method(self.method)
+            set_aspp_impl(self.model, "conv")  # the paper code's per-branch dilated convolutions
         self.optimizer, self.d_optimizer = build_optimizers(cfg, self.model, self.method)
         self.scheduler = PolyLR(self.optimizer, cfg.schedule.max_iters, cfg.schedule.poly_power,
                                 cfg.schedule.warmup_iters, cfg.schedule.warmup_ratio)

@@ -1,7 +1,7 @@
 """DeepLab-v2 segmenter as used by ADVENT: dilated encoder (output stride 8) + summed-ASPP classifiers."""
 from __future__ import annotations
 
-from typing import Dict, Iterator, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -12,27 +12,90 @@ from .encoders import create_encoder, make_resnet_caffe_style
 from .pretrained import LoadReport, WeightsSpec
 
 
+ASPP_IMPLS: Tuple[str, ...] = ("conv", "gemm")
+"""``conv``: one dilated 3x3 convolution per branch, as ADVENT's code. ``gemm``: the same sum computed as one
+GEMM over all 9 x len(dilations) taps followed by shifted adds (`summed_dilated_conv3x3_gemm`)."""
+
+
+def summed_dilated_conv3x3_gemm(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
+                                dilations: Sequence[int]) -> torch.Tensor:
+    """``sum_i conv2d(x, weights[i], biases[i], padding=d_i, dilation=d_i)`` for 3x3 kernels, as one GEMM.
+
+    Every tap of every branch is a 1x1 convolution of ``x`` read at an offset, so all taps are one matrix
+    product ``x[NHW, C] @ W[C, taps * classes]`` followed by a shifted sum of the per-tap maps (taps that fall
+    outside the map contribute zero, exactly as the zero padding does). With few output channels (19 classes)
+    oneDNN's dilated convolutions run at a few percent of the GEMM peak; this single GEMM does not.
+    The shifted sum accumulates in float32 (at least); the result is channels-last when ``x`` is.
+    """
+    n, c, h, w = x.shape
+    k = weights[0].shape[0]
+    taps = 9 * len(weights)
+    w_all = torch.cat([wt.permute(2, 3, 0, 1).reshape(9 * k, c) for wt in weights])  # rows: branch, ky, kx, class
+    z = (x.permute(0, 2, 3, 1).reshape(n * h * w, c) @ w_all.t()).view(n, h, w, taps, k)
+    acc_dtype = torch.promote_types(z.dtype, torch.float32)
+    out = torch.stack(list(biases)).sum(0).to(acc_dtype).expand(n, h, w, k).clone()
+    for b, d in enumerate(dilations):
+        for ky in range(3):
+            dy = (ky - 1) * d
+            y0, y1 = max(0, -dy), min(h, h - dy)
+            if y0 >= y1:
+                continue
+            for kx in range(3):
+                dx = (kx - 1) * d
+                x0, x1 = max(0, -dx), min(w, w - dx)
+                if x0 >= x1:
+                    continue
+                out[:, y0:y1, x0:x1] += z[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx, 9 * b + 3 * ky + kx]
+    out = out.permute(0, 3, 1, 2)
+    return out if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else out.contiguous()
+
+
 class ASPPClassifier(nn.Module):
     """ADVENT's ``ClassifierModule``: parallel 3x3 convs (padding = dilation, bias) whose outputs are summed.
 
-    Weights are initialised N(0, 0.01); biases keep PyTorch's default init, as in ADVENT.
+    Weights are initialised N(0, 0.01); biases keep PyTorch's default init, as in ADVENT. ``impl`` picks how
+    the sum is computed (`ASPP_IMPLS`); the parameters and the result are the same either way.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, dilations: Sequence[int] = (6, 12, 18, 24)) -> None:
+    def __init__(self, in_channels: int, num_classes: int, dilations: Sequence[int] = (6, 12, 18, 24),
+                 impl: str = "conv") -> None:
         super().__init__()
         if not dilations:
             raise ValueError("ASPPClassifier needs at least one dilation")
+        self.dilations = tuple(int(d) for d in dilations)
+        self.impl = impl  # validated by the setter
         self.conv2d_list = nn.ModuleList(
             nn.Conv2d(in_channels, num_classes, kernel_size=3, stride=1, padding=d, dilation=d, bias=True)
             for d in dilations)
         for conv in self.conv2d_list:
             nn.init.normal_(conv.weight, 0.0, 0.01)
 
+    @property
+    def impl(self) -> str:
+        return self._impl
+
+    @impl.setter
+    def impl(self, value: str) -> None:
+        if value not in ASPP_IMPLS:
+            raise ValueError(f"unknown ASPP impl {value!r}; valid: {', '.join(ASPP_IMPLS)}")
+        self._impl = value
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.impl == "gemm":
+            return summed_dilated_conv3x3_gemm(x, [c.weight for c in self.conv2d_list],
+                                               [c.bias for c in self.conv2d_list], self.dilations)
         out = self.conv2d_list[0](x)
         for conv in self.conv2d_list[1:]:
             out = out + conv(x)
         return out
+
+
+def set_aspp_impl(model: nn.Module, impl: str) -> int:
+    """Switch every `ASPPClassifier` in ``model`` to ``impl`` (weights untouched); returns how many there were."""
+    heads = [m for m in model.modules() if isinstance(m, ASPPClassifier)]
+    for m in heads:
+        m.impl = impl
+    return len(heads)
 
 
 @MODELS.register("deeplabv2")
@@ -42,6 +105,8 @@ class DeepLabV2(nn.Module):
     ``out``: main logits from the deepest stage; ``aux`` (``multi_level``): logits from the second-to-last
     stage (ResNet layer3), as ADVENT's multi-level variant; ``feat``: deepest encoder features.
     ``caffe_resnet`` reproduces ADVENT's Caffe ResNet layout (use with ``DeepLab_resnet_pretrained_imagenet.pth``).
+    ``aspp_impl``: how the classifiers compute their sum (`ASPP_IMPLS`); ``gemm`` is faster for wide features
+    (ResNet's 1024/2048 channels), ``conv`` for narrow ones (tools/benchmark.py train, README).
     """
 
     def __init__(
@@ -55,6 +120,7 @@ class DeepLabV2(nn.Module):
         bn_policy: str = "frozen",
         caffe_resnet: bool = False,
         in_channels: int = 3,
+        aspp_impl: str = "conv",
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -71,8 +137,9 @@ class DeepLabV2(nn.Module):
         self.feat_channels: int = channels[-1]
         self.out_stride: int = int(self.encoder.output_stride)  # input size / "out" size
         self.aux_channels: int = channels[-2]
-        self.classifier = ASPPClassifier(self.feat_channels, num_classes, aspp_dilations)
-        self.aux_classifier = ASPPClassifier(self.aux_channels, num_classes, aspp_dilations) if multi_level else None
+        self.classifier = ASPPClassifier(self.feat_channels, num_classes, aspp_dilations, impl=aspp_impl)
+        self.aux_classifier = (ASPPClassifier(self.aux_channels, num_classes, aspp_dilations, impl=aspp_impl)
+                               if multi_level else None)
         apply_bn_policy(self, bn_policy)
 
     def forward(self, x: torch.Tensor, grl_lambda: Optional[float] = None) -> Dict[str, torch.Tensor]:
