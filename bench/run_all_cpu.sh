@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every CPU benchmark table of the README, in one run (about 8 minutes on 2 cores; needs data/synthcity for
+# Every CPU benchmark table of the README, in one run (about 13 minutes on 2 cores; needs data/synthcity for
 # the data-pipeline table). Tables are printed and saved as JSON + Markdown under runs/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,10 @@ $PY tools/benchmark.py train configs/gta5_to_cityscapes/advent_deeplabv2_r101.ya
     --source-size 640 360 --target-size 512 256 --iters 5
 # the CPU default (EfficientNet-Lite0 DeepLab-v2, AdvEnt+MinEnt on SynthCity sizes)
 $PY tools/benchmark.py train configs/synthcity/advent_minent_lite0.yaml --iters 5
+# training speed per method: the SynthCity configs as shipped, and the ResNet-101 paper configs at 640x360 / 512x256
+$PY tools/benchmark.py methods configs/synthcity/{source_only,minent,advent,advent_minent,dann,oracle}_lite0.yaml --iters 5
+$PY tools/benchmark.py methods configs/gta5_to_cityscapes/{source_only,minent,advent,dann}_deeplabv2_r101.yaml \
+    model.encoder_weights=null --source-size 640 360 --target-size 512 256 --iters 3 --out runs/bench/r101
 $PY tools/benchmark.py infer configs/synthcity/advent_minent_lite0.yaml --iters 10
 $PY tools/benchmark.py infer configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml model.encoder_weights=null --size 1024 512 --iters 2 --warmup 1
 if [ -d data/synthcity ]; then

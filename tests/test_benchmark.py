@@ -95,6 +95,23 @@ def test_benchmark_train_prints_table_and_saves_json(tmp_path):
     assert (out / "train_bench.md").read_text().startswith("### train step")
 
 
+def test_benchmark_methods_one_row_per_config(tmp_path):
+    paths = []
+    for method in ("source_only", "advent"):
+        paths.append(tmp_path / f"{method}.yaml")
+        paths[-1].write_text(yaml.safe_dump(resolved_dict(_cfg(method, "gemm"))))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark.py"), "methods", *map(str, paths),
+                           "schedule.amp=bf16", "--iters", "1", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads((out / "methods.json").read_text())["rows"]
+    assert [(r["config"], r["method"]) for r in rows] == [("source_only", "source_only"), ("advent", "advent")]
+    # the "config" variant keeps each config's settings (plus the shared overrides)
+    assert all(r["amp"] == "bf16" and r["aspp_impl"] == "gemm" and r["img_per_s"] > 0 for r in rows)
+    assert "d_main_src" in rows[1]["first_losses"] and "d_main_src" not in rows[0]["first_losses"]
+
+
 def test_benchmark_infer_compares_aspp_impls(tmp_path):
     cfg_path = tmp_path / "bench.yaml"
     cfg_path.write_text(yaml.safe_dump(resolved_dict(_cfg("advent"))))

@@ -2,6 +2,7 @@
 """Speed and memory benchmarks; each prints a table and saves it as JSON (and Markdown) under --out.
 
   python tools/benchmark.py train CONFIG [key=value ...] [--variants reference fp32 bf16 bf16_cl bf16_cl_gemm]
+  python tools/benchmark.py methods CONFIG [CONFIG ...] [--variant config]   # one row per method / model
   python tools/benchmark.py infer CONFIG [key=value ...] [--amp none bf16] [--iters 5]
   python tools/benchmark.py data CONFIG [key=value ...] [--workers 0 1 2] [--batches 20]
   python tools/benchmark.py eval [--num-images 20]           # folder evaluation vs cityscapesscripts
@@ -33,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-#: train variants: (amp, channels_last, loop, DeepLab-v2 ASPP impl)
+#: train variants: (amp, channels_last, loop, DeepLab-v2 ASPP impl); None keeps the config's setting
 VARIANTS: Dict[str, tuple] = {
+    "config": (None, None, "trainer", None),  # the config as shipped
     "reference": ("none", False, "reference", "conv"),
     "fp32": ("none", False, "trainer", "conv"),
     "bf16": ("bf16", False, "trainer", "conv"),
@@ -151,13 +153,16 @@ def _train_worker(a: argparse.Namespace) -> None:
     amp, channels_last, loop, aspp_impl = VARIANTS[a.variant]
     torch.set_num_threads(a.threads)
     device = _device(a.device)
-    overrides = list(a.overrides) + [f"schedule.amp={amp}", f"model.channels_last={str(channels_last).lower()}",
-                                     "data.val=null", f"device={device.type}", "seed=0"]
+    overrides = list(a.overrides) + ["data.val=null", f"device={device.type}", "seed=0"]
+    if amp is not None:
+        overrides += [f"schedule.amp={amp}", f"model.channels_last={str(channels_last).lower()}"]
     if a.source_size:
         overrides.append(f"data.source_size=[{a.source_size[0]},{a.source_size[1]}]")
     if a.target_size:
         overrides.append(f"data.target_size=[{a.target_size[0]},{a.target_size[1]}]")
     cfg = load_config(a.config, overrides)
+    amp, channels_last = cfg.schedule.amp, cfg.model.channels_last
+    aspp_impl = aspp_impl or cfg.model.args.get("aspp_impl", "conv")
     with tempfile.TemporaryDirectory() as work_dir:
         trainer = Trainer(cfg, work_dir=work_dir, progress=False, reference=loop == "reference",
                           batches=_synthetic_batches(cfg, device, channels_last))
@@ -201,13 +206,54 @@ def _train_worker(a: argparse.Namespace) -> None:
                 _sync(device)
             key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
             profile_table = prof.key_averages().table(sort_by=key, row_limit=15)
-    res = {"variant": a.variant, "amp": amp, "channels_last": channels_last, "loop": loop, "aspp_impl": aspp_impl,
+    res = {"variant": a.variant, "method": cfg.method.name, "model": f"{cfg.model.name}/{cfg.model.args.get('encoder_name')}",
+           "source_size": list(cfg.data.source_size), "target_size": list(cfg.data.target_size), "amp": amp, "channels_last": channels_last, "loop": loop, "aspp_impl": aspp_impl,
            "times": times, "s_per_iter": sorted(times)[len(times) // 2], "first_losses": first,
            "peak_rss_mib": _peak_rss_mib(), "flops": flops,
            "images_per_iter": 2 * cfg.data.batch_size, "profile": profile_table}
     if device.type == "cuda":
         res["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     print("RESULT " + json.dumps(res))
+
+
+def _run_train_worker(a: argparse.Namespace, config: str, variant: str, count_flops: bool) -> Dict[str, Any]:
+    """Run one variant of ``config`` in a fresh process (own peak RSS); returns its result row."""
+    cmd = [sys.executable, __file__, "_train_worker", config, *a.overrides, "--variant", variant,
+           "--iters", str(a.iters), "--warmup", str(a.warmup), "--threads", str(a.threads), "--device", a.device]
+    if a.source_size:
+        cmd += ["--source-size", *map(str, a.source_size)]
+    if a.target_size:
+        cmd += ["--target-size", *map(str, a.target_size)]
+    if count_flops:
+        cmd.append("--count-flops")
+    if getattr(a, "profile", False):
+        cmd.append("--profile")
+    print(f"[{time.strftime('%H:%M:%S')}] {variant}: {' '.join(cmd[2:])}", flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"{config}: variant {variant} failed (exit {proc.returncode})")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def cmd_methods(a: argparse.Namespace) -> List[Dict[str, Any]]:
+    """Training speed of several configs (methods / models) at one variant: one row per config."""
+    rows = []
+    for config in a.configs:
+        r = _run_train_worker(a, config, a.variant, count_flops=False)
+        r["config"] = Path(config).stem
+        r["it_per_s"], r["img_per_s"] = 1.0 / r["s_per_iter"], r["images_per_iter"] / r["s_per_iter"]
+        r["sizes"] = "{}x{} / {}x{}".format(*r["source_size"], *r["target_size"])
+        rows.append(r)
+    md = _print_table(f"train step per method: variant {a.variant} | {_device(a.device).type}, {a.threads} threads | "
+                      f"median of {a.iters} iters after {a.warmup} warm-up",
+                      rows, [("config", "config", "{}"), ("method", "method", "{}"), ("model", "model", "{}"),
+                             ("source / target", "sizes", "{}"), ("amp", "amp", "{}"), ("s/iter", "s_per_iter", "{:.3f}"),
+                             ("it/s", "it_per_s", "{:.2f}"), ("img/s", "img_per_s", "{:.2f}"),
+                             ("peak RSS MiB", "peak_rss_mib", "{:.0f}")])
+    _save(a.out, "methods", {"env": _environment(a.threads, _device(a.device)), "rows": rows}, md)
+    return rows
 
 
 def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
@@ -222,27 +268,10 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
     default = ("trainer", cfg.schedule.amp, cfg.model.channels_last, cfg.model.args.get("aspp_impl", "conv"))
     rows: List[Dict[str, Any]] = []
     for variant in a.variants:
-        cmd = [sys.executable, __file__, "_train_worker", a.config, *a.overrides, "--variant", variant,
-               "--iters", str(a.iters), "--warmup", str(a.warmup), "--threads", str(a.threads),
-               "--device", a.device]
-        if a.source_size:
-            cmd += ["--source-size", *map(str, a.source_size)]
-        if a.target_size:
-            cmd += ["--target-size", *map(str, a.target_size)]
-        if a.count_flops and variant == a.variants[0]:
-            cmd.append("--count-flops")  # FLOPs do not depend on precision or layout: count them once
-        if a.profile:
-            cmd.append("--profile")
-        print(f"[{time.strftime('%H:%M:%S')}] {variant}: {' '.join(cmd[2:])}", flush=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
-            raise SystemExit(f"variant {variant} failed (exit {proc.returncode})")
-        rows.append(json.loads(lines[-1][len("RESULT "):]))
-        amp, cl, loop, aspp = VARIANTS[variant]
-        if (loop, amp, cl, aspp) == default:
-            rows[-1]["variant"] += " (config default)"
+        rows.append(_run_train_worker(a, a.config, variant, count_flops=a.count_flops and variant == a.variants[0]))
+        r = rows[-1]  # FLOPs do not depend on precision or layout: counted once, for the first variant
+        if variant != "config" and (r["loop"], r["amp"], r["channels_last"], r["aspp_impl"]) == default:
+            r["variant"] += " (config default)"
     peaks = {"none": gemm_peak(device, torch.float32), "bf16": gemm_peak(device, torch.bfloat16)}
     if device.type == "cuda":
         peaks["fp16"] = gemm_peak(device, torch.float16)
@@ -392,6 +421,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     t.add_argument("--no-flops", dest="count_flops", action="store_false", help="skip the FLOP count")
     t.add_argument("--profile", action="store_true", help="also profile one iteration per variant (torch.profiler)")
 
+    m = sub.add_parser("methods", help="training speed of several configs (one row per method / model)")
+    m.add_argument("configs", nargs="+", help="configs, then key=value overrides applied to every one")
+    common(m, config=False)
+    m.set_defaults(overrides=[])
+    m.add_argument("--variant", default="config", choices=list(VARIANTS))
+    m.add_argument("--iters", type=int, default=3)
+    m.add_argument("--warmup", type=int, default=1)
+    m.add_argument("--source-size", type=int, nargs=2, metavar=("W", "H"))
+    m.add_argument("--target-size", type=int, nargs=2, metavar=("W", "H"))
+
     w = sub.add_parser("_train_worker")  # internal: one variant per process
     common(w)
     w.add_argument("--variant", required=True, choices=list(VARIANTS))
@@ -429,6 +468,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     bad = [r for r in rest if r.startswith("-") or "=" not in r or not hasattr(args, "overrides")]
     if bad:
         p.error(f"unrecognized arguments: {' '.join(bad)}")
+    if args.cmd == "methods":  # key=value positionals are overrides, not configs
+        args.overrides = [c for c in args.configs if "=" in c and not Path(c).exists()]
+        args.configs = [c for c in args.configs if c not in args.overrides]
+        if not args.configs:
+            p.error("methods: give at least one config")
     if rest:
         args.overrides = list(args.overrides) + rest
     if getattr(args, "warmup", 1) < 1 and args.cmd in ("train", "_train_worker"):
@@ -440,7 +484,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     a = parse_args(argv)
     if a.cmd != "_train_worker":
         torch.set_num_threads(a.threads)
-    {"train": cmd_train, "_train_worker": _train_worker, "infer": cmd_infer, "data": cmd_data,
+    {"train": cmd_train, "methods": cmd_methods, "_train_worker": _train_worker, "infer": cmd_infer, "data": cmd_data,
      "eval": cmd_eval, "gemm": cmd_gemm}[a.cmd](a)
 
 

@@ -137,11 +137,11 @@ class Trainer:
         """One iteration: segmenter (generator) update, then discriminator update."""
         cfg, it = self.cfg, self.iteration
         progress = it / cfg.schedule.max_iters
-        self.scheduler.set_iteration(it)
         source = _to_device(next(self.source_iter), self.device, cfg.model.channels_last) if self.source_iter is not None else None
         target = _to_device(next(self.target_iter), self.device, cfg.model.channels_last) if self.target_iter is not None else None
         if self.reference:  # ADVENT's loop: FP32, one backward per loss group (see seg_uda.engine.reference)
             return reference_advent_step(self, source, target)
+        self.scheduler.set_iteration(it)
         self.model.train()
         self.method.train()
 
