@@ -127,22 +127,31 @@ def test_benchmark_infer_compares_aspp_impls(tmp_path):
     assert rows[0]["speedup"] == 1.0 and all(r["img_per_s"] > 0 for r in rows)
 
 
-def test_accuracy_table_mean_std_and_gap_closed(tmp_path, capsys):
+def test_accuracy_table_mean_std_gap_closed_and_paired_delta(tmp_path, capsys):
     sys.path.insert(0, str(ROOT / "bench"))
     import accuracy_table
 
-    def run(name: str, miou: float, road: float) -> str:
+    def run(name: str, miou: float, road: float, seed: int) -> str:
         d = tmp_path / name
         d.mkdir()
         (d / "final_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"road": road, "sky": miou}}))
+        (d / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
         return str(d)
 
-    accuracy_table.main(["--run", f"source-only={run('s', 0.10, 0.5)}", "--run", f"oracle={run('o', 0.30, 0.9)}",
-                         "--run", f"AdvEnt={run('a0', 0.14, 0.6)},{run('a1', 0.16, 0.8)}",
-                         "--markdown", str(tmp_path / "t.md")])
+    src = f"{run('s0', 0.10, 0.5, 0)},{run('s1', 0.20, 0.5, 1)}"
+    ens = tmp_path / "ens"  # an ensemble: no config of its own, the seed comes from its members' runs
+    ens.mkdir()
+    (ens / "final_metrics.json").write_text(json.dumps({
+        "miou": 0.25, "iou": {"road": 0.5, "sky": 0.25},
+        "checkpoints": [str(tmp_path / m / "checkpoints" / "last.pth") for m in ("a1", "s1")]}))
+    accuracy_table.main(["--run", f"source-only={src}", "--run", f"oracle={run('o', 0.35, 0.9, 0)}",
+                         "--run", f"AdvEnt={run('a0', 0.14, 0.6, 0)},{run('a1', 0.26, 0.8, 1)}",
+                         "--run", f"ens={ens}", "--markdown", str(tmp_path / "t.md")])
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| AdvEnt"))
-    assert "| 2 | 70.0 | 15.0 | **15.0 ± 1.4** | 25% |" in row  # mean road, mean sky, mean ± std mIoU, gap closed
+    # mean road, mean sky, mean ± std mIoU, gap closed ((20 - 15) / (35 - 15)), paired: (14-10, 26-20) -> 5 ± 1.4
+    assert "| 2 | 70.0 | 20.0 | **20.0 ± 8.5** | 25% | +5.0 ± 1.4 (2) |" in row
+    assert next(line for line in out.splitlines() if line.startswith("| ens")).endswith("| +5.0 (1) |")
     assert (tmp_path / "t.md").read_text() == out.rstrip("\n") + "\n"
     with pytest.raises(FileNotFoundError, match="missing"):
         accuracy_table.main(["--run", f"x={tmp_path / 'missing'}"])
