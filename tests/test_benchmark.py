@@ -110,6 +110,7 @@ def test_benchmark_methods_one_row_per_config(tmp_path):
     # the "config" variant keeps each config's settings (plus the shared overrides)
     assert all(r["amp"] == "bf16" and r["aspp_impl"] == "gemm" and r["img_per_s"] > 0 for r in rows)
     assert "d_main_src" in rows[1]["first_losses"] and "d_main_src" not in rows[0]["first_losses"]
+    assert [r["images_per_iter"] for r in rows] == [1, 2]  # source-only reads no target batch
 
 
 def test_benchmark_infer_compares_aspp_impls(tmp_path):

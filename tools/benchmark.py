@@ -145,6 +145,11 @@ def _synthetic_batches(cfg: Any, device: torch.device, channels_last: bool, seed
     return stream(src), stream(tgt)
 
 
+def _domains_used(method: Any) -> int:
+    """How many of the (source, target) batches an iteration of ``method`` reads (source-only / oracle: one)."""
+    return int(method.uses_source) + int(method.uses_target or method.uses_target_labels)
+
+
 def _train_worker(a: argparse.Namespace) -> None:
     """Runs one variant in this process and prints one JSON line."""
     from seg_uda.config import load_config
@@ -210,7 +215,7 @@ def _train_worker(a: argparse.Namespace) -> None:
            "source_size": list(cfg.data.source_size), "target_size": list(cfg.data.target_size), "amp": amp, "channels_last": channels_last, "loop": loop, "aspp_impl": aspp_impl,
            "times": times, "s_per_iter": sorted(times)[len(times) // 2], "first_losses": first,
            "peak_rss_mib": _peak_rss_mib(), "flops": flops,
-           "images_per_iter": 2 * cfg.data.batch_size, "profile": profile_table}
+           "images_per_iter": cfg.data.batch_size * _domains_used(trainer.method), "profile": profile_table}
     if device.type == "cuda":
         res["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     print("RESULT " + json.dumps(res))
