@@ -211,8 +211,10 @@ def _train_worker(a: argparse.Namespace) -> None:
                 _sync(device)
             key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
             profile_table = prof.key_averages().table(sort_by=key, row_limit=15)
-    res = {"variant": a.variant, "method": cfg.method.name, "model": f"{cfg.model.name}/{cfg.model.args.get('encoder_name')}",
-           "source_size": list(cfg.data.source_size), "target_size": list(cfg.data.target_size), "amp": amp, "channels_last": channels_last, "loop": loop, "aspp_impl": aspp_impl,
+    res = {"variant": a.variant, "method": cfg.method.name,
+           "model": f"{cfg.model.name}/{cfg.model.args.get('encoder_name')}",
+           "source_size": list(cfg.data.source_size), "target_size": list(cfg.data.target_size),
+           "amp": amp, "channels_last": channels_last, "loop": loop, "aspp_impl": aspp_impl,
            "times": times, "s_per_iter": sorted(times)[len(times) // 2], "first_losses": first,
            "peak_rss_mib": _peak_rss_mib(), "flops": flops,
            "images_per_iter": cfg.data.batch_size * _domains_used(trainer.method), "profile": profile_table}
