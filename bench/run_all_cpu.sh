@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 $PY tools/benchmark.py gemm
+$PY bench/bench_aspp.py   # the classifier alone: dilated convolutions vs one GEMM
 # the paper-size AdvEnt iteration: ADVENT's FP32 loop vs ours (DeepLab-v2 ResNet-101, 640x360 / 512x256, batch 1)
 $PY tools/benchmark.py train configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml model.encoder_weights=null \
     --source-size 640 360 --target-size 512 256 --iters 5
@@ -15,7 +16,8 @@ $PY tools/benchmark.py methods configs/synthcity/{source_only,minent,advent,adve
 $PY tools/benchmark.py methods configs/gta5_to_cityscapes/{source_only,minent,advent,dann}_deeplabv2_r101.yaml \
     model.encoder_weights=null --source-size 640 360 --target-size 512 256 --iters 3 --out runs/bench/r101
 $PY tools/benchmark.py infer configs/synthcity/advent_minent_lite0.yaml --iters 10
-$PY tools/benchmark.py infer configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml model.encoder_weights=null --size 1024 512 --iters 2 --warmup 1
+$PY tools/benchmark.py infer configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml model.encoder_weights=null --size 1024 512 --iters 2 --warmup 1 \
+    --aspp-impl conv gemm
 if [ -d data/synthcity ]; then
   $PY tools/benchmark.py data configs/synthcity/advent_minent_lite0.yaml --workers 0 1 2
 else

@@ -206,11 +206,12 @@ def _train_worker(a: argparse.Namespace) -> None:
             from torch.profiler import ProfilerActivity, profile
 
             acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-            with profile(activities=acts) as prof:
+            with profile(activities=acts, record_shapes=True) as prof:
                 step()
                 _sync(device)
             key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-            profile_table = prof.key_averages().table(sort_by=key, row_limit=15)
+            profile_table = prof.key_averages(group_by_input_shape=True).table(  # one row per op and shape
+                sort_by=key, row_limit=25, max_name_column_width=30, max_shapes_column_width=90)
     res = {"variant": a.variant, "method": cfg.method.name,
            "model": f"{cfg.model.name}/{cfg.model.args.get('encoder_name')}",
            "source_size": list(cfg.data.source_size), "target_size": list(cfg.data.target_size),
@@ -310,7 +311,7 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
     md = _print_table(title, rows, cols)
     for r in rows:
         if r.get("profile"):
-            print(f"\nprofile of one iteration, {r['variant']} (top ops by self time):\n{r['profile']}")
+            print(f"\nprofile of one iteration, {r['variant']} (top ops and input shapes by self time):\n{r['profile']}")
     print("first-iteration losses:")
     for r in rows:
         print(f"  {r['variant']:<10} " + ", ".join(f"{k}={v:.5g}" for k, v in sorted(r["first_losses"].items())))
