@@ -5,10 +5,10 @@ Why 2 ranks x batch 1 must equal 1 process x batch 2: the sampler shards one glo
 rank, every loss is a mean over the rank's batch and DDP (and `dist.average_gradients` for the
 discriminators) averages gradients over ranks, so the averaged gradient is the big-batch gradient
 *provided each per-rank loss is a mean with the same denominator on every rank*. That holds for the
-entropy / adversarial / discriminator terms (fixed map sizes), but `seg_loss` divides by the number of
-valid (non-255) pixels of the whole batch: with counts c1 != c2 the 1x2 loss is (S1+S2)/(c1+c2) while
-2x1 gives (S1/c1 + S2/c2)/2. The fixture therefore relabels the source frames so that no pixel is
-ignored (every image has the same valid count); see docs/distributed.md for the general fix.
+entropy / adversarial / discriminator terms (fixed map sizes); `seg_loss` divides by the number of valid
+(non-255) pixels, so it sums that count over ranks and scales by the world size (1x2: (S1+S2)/(c1+c2);
+2x1: the average of 2*S_r/(c1+c2)). The fixture gives every source frame a different number of ignored
+pixels, so the test fails if the count is per rank.
 """
 from __future__ import annotations
 
@@ -30,20 +30,26 @@ ITERS = 3
 TIMEOUT_S = 120  # hard limit per torchrun job: a hang fails the test instead of blocking CI
 
 
-def _no_ignored_source_pixels(game_root: Path) -> None:
-    """Rewrite the GTA5-layout label PNGs so every label id maps to a train id (255-mapped ids -> road)."""
+def _unequal_ignored_source_pixels(game_root: Path) -> list:
+    """Rewrite the GTA5-layout label PNGs so frame k has exactly 4k+3 ignored rows (id 0 -> 255), the rest
+    valid (255-mapped ids -> road); returns the ignored-pixel counts, all different."""
     from cityscapesscripts.helpers.labels import id2label
 
     lut = np.arange(256, dtype=np.uint8)
     for i in range(256):
         if i not in id2label or not 0 <= id2label[i].trainId < 255:
             lut[i] = 7  # road
-    for path in sorted((game_root / "labels").glob("*.png")):
+    counts = []
+    for k, path in enumerate(sorted((game_root / "labels").glob("*.png"))):
         img = Image.open(path)
-        out = Image.fromarray(lut[np.array(img)])  # mode "L"
+        ids = lut[np.array(img)]
+        ids[: 4 * k + 3] = 0  # 'unlabeled' -> ignored
+        counts.append(int((ids == 0).sum()))
+        out = Image.fromarray(ids)  # mode "L"
         if img.mode == "P":  # keep a palette PNG a palette PNG
             out.putpalette(img.getpalette())
         out.save(path)
+    return counts
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +59,8 @@ def synthcity(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthcity_dist")
     generate_synthcity(out, seed=0, source_size=(64, 48), target_size=(64, 32), num_source=4,
                        num_target_train=4, num_target_val=3, workers=1)  # 3 val images: uneven shards
-    _no_ignored_source_pixels(out / "game")
+    counts = _unequal_ignored_source_pixels(out / "game")
+    assert len(set(counts)) == len(counts) == 4, counts
     return out
 
 
@@ -123,6 +130,13 @@ def test_two_ranks_batch1_match_one_process_batch2(ddp_run, synthcity, tmp_path)
     fresh = Trainer(dist_cfg(synthcity, batch_size=2), work_dir=tmp_path / "fresh", progress=False)
     moved = [n for n, p in fresh.method.named_parameters() if not torch.equal(p, ddp["method"][n])]
     assert moved and n_checked > 0
+
+
+def test_seg_loss_counts_valid_pixels_over_ranks():
+    """Images with 3 and 40 ignored pixels on 2 ranks: same value and averaged gradient as 1 process x 2."""
+    proc = torchrun(["tests/dist_worker.py", "--check-seg-loss"])
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    assert proc.stdout.count("matches the single-process batch") == 2
 
 
 def test_only_rank0_logs_and_checkpoints(ddp_run):

@@ -5,6 +5,8 @@
          [--mode whole|slide --crop-size W H --stride W H] [--flip] [--scales 0.75 1.0 1.25]
          [--out-json m.json] [--confusion-png cm.png] [--save-predictions DIR] [--amp bf16]
   python tools/evaluate.py - CKPT ...          # or just CKPT ...: use the config stored in the checkpoint
+  python tools/evaluate.py PAPER_CONFIG GTA2Cityscapes_DeepLabv2_AdvEnt.pth   # a released ADVENT model (converted)
+  python tools/evaluate.py CONFIG run/checkpoints/iter_*.pth --best-of-snapshots   # ADVENT's TEST.MODE best
   python tools/evaluate.py --predictions DIR --gt-dir GTFINE_SPLIT_DIR [--num-classes 19]   # no model
   python tools/evaluate.py OPENSET_CONFIG CKPT [--unknown-score msp|entropy|head --unknown-threshold T|auto]
          # open-set configs (data.openset.enabled) report Common mIoU / Private IoU / H-score, AUROC / AP / FPR95
@@ -40,7 +42,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0], help="multi-scale factors")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), default=None,
+                   help="autocast for inference (default: the config's schedule.amp, so the trainer's number)")
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--num-workers", type=int, default=None, help="data loader workers (default: config, max 2)")
     p.add_argument("--out-json", default=None, help="write metrics + command line + checkpoints here")
@@ -51,6 +54,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--gt-dir", default=None, help="with --predictions: GT folder <city>/*_gtFine_labelIds.png")
     p.add_argument("--num-classes", type=int, default=None, help="with --predictions: 19 or 16 (default: config or 19)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--best-of-snapshots", action="store_true",
+                   help="ADVENT's TEST.MODE 'best': score each checkpoint alone and report the best one. It SELECTS "
+                        "ON THE TARGET VAL LABELS, so it is optimistic: not comparable to a final-checkpoint figure")
     p.add_argument("--unknown-score", choices=("msp", "entropy", "head"), default=None,
                    help="open-set: unknown score (default: 'head' for a K+1 model, else 'msp'); needs data.openset")
     p.add_argument("--unknown-threshold", default=None, metavar="T|auto",
@@ -140,8 +146,12 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
         raise UsageError(f"got {len(args.weights)} --weights for {len(checkpoints)} checkpoints")
     options = inference_options(args)
     cfg, first = resolve_config(config, checkpoints, overrides)
+    if args.amp is None:  # evaluate as the trainer does, so one model gets one number
+        args.amp = cfg.schedule.amp
     if cfg.data.val is None:
         raise ConfigError("the config has no data.val split to evaluate on (set data.val.type/root/split)")
+    if args.best_of_snapshots:
+        return run_best_of_snapshots(args, cfg, checkpoints, options, first)
     if (args.unknown_score or args.unknown_threshold) and not cfg.data.openset.enabled:
         raise UsageError("--unknown-score/--unknown-threshold need an open-set config (data.openset.enabled=true, "
                          "e.g. configs/openset/synthcity_posthoc_lite0.yaml)")
@@ -179,6 +189,44 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
             })
             if args.save_predictions:
                 print(f"label-id predictions written under {args.save_predictions}")
+    finally:
+        dist.cleanup_distributed()
+    return 0
+
+
+def run_best_of_snapshots(args: argparse.Namespace, cfg, checkpoints: List[str], options, first) -> int:
+    """Each checkpoint scored alone; the best mIoU is reported as ADVENT's TEST.MODE 'best' does (one model at a time
+    in memory). The selection uses the target val labels, and the output says so."""
+    from seg_uda.data.labels import class_names
+    from seg_uda.engine import dist
+    from seg_uda.engine.builders import build_dataset
+    from seg_uda.evaluation.checkpoint_model import load_model
+    from seg_uda.evaluation.runner import evaluate_models
+
+    if args.weights is not None or cfg.data.openset.enabled or len(checkpoints) < 2:
+        raise UsageError("--best-of-snapshots scores each of 2+ checkpoints alone (closed-set, no --weights)")
+    n = cfg.data.num_classes
+    device = dist.init_distributed(args.device)
+    try:
+        dataset = build_dataset(cfg, "val")
+        workers = args.num_workers if args.num_workers is not None else min(cfg.data.num_workers, 2)
+        max_images = args.max_images if args.max_images is not None else cfg.data.max_val_images
+        scores = []
+        for i, path in enumerate(checkpoints):
+            model = load_model(cfg, path, device, checkpoint=first if i == 0 else None)
+            m = evaluate_models([model], dataset, n, options=options, amp=args.amp, max_images=max_images,
+                                class_names=list(class_names(n)), num_workers=workers)
+            scores.append((m.miou, path, m))
+            if dist.is_main_process():
+                print(f"{path}: mIoU {100 * m.miou:.2f}", flush=True)
+        _, best_path, best = max(scores, key=lambda t: t[0])
+        if dist.is_main_process():
+            label = (f"BEST of {len(checkpoints)} snapshots: {best_path} -- selected on the target val labels "
+                     "(ADVENT's TEST.MODE best); optimistic, not comparable to a final-checkpoint figure")
+            print_report(best, n, label)
+            write_outputs(args, best, n, {"selection": "best_of_snapshots_on_target_val_labels",
+                                          "best_checkpoint": str(best_path), "config": cfg.name,
+                                          "per_checkpoint_miou": {str(p): v for v, p, _ in scores}})
     finally:
         dist.cleanup_distributed()
     return 0

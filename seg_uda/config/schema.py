@@ -50,7 +50,8 @@ class DataConfig:
     scale_range: Optional[List[float]] = None  # random rescale before the crop, e.g. [0.75, 1.25]
     hflip: bool = True
     color_jitter: float = 0.0
-    normalization: Literal["imagenet", "lite0"] = "imagenet"
+    normalization: Literal["imagenet", "lite0", "caffe"] = "imagenet"  # caffe: ADVENT's BGR 0-255 minus mean
+    resize_backend: Literal["cv2", "pil"] = "cv2"  # pil: PIL bicubic images / nearest labels, as ADVENT's loaders
     batch_size: int = 1  # per process and per domain
     val_batch_size: int = 1
     num_workers: int = 2
@@ -89,6 +90,7 @@ class OptimConfig:
     freeze_backbone: bool = False  # transfer control: backbone gets no updates at all
     disc_lr: float = 1e-4
     disc_betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
+    disc_poly: bool = False  # true: disc_lr follows the segmenter's poly decay (ADVENT); false: constant disc_lr
     grad_clip: Optional[float] = None  # max global grad norm; None disables
 
 
@@ -100,10 +102,12 @@ class ScheduleConfig:
     warmup_iters: int = 0
     warmup_ratio: float = 0.1  # lr starts at warmup_ratio * lr and rises linearly
     poly_power: float = 0.9
+    poly_horizon: Optional[int] = None  # iteration where the poly LR would reach 0; null = max_iters (ADVENT: 250000)
     eval_interval: int = 2000  # 0 disables periodic evaluation
     ckpt_interval: int = 2000
     log_interval: int = 10
     image_log_interval: int = 0  # TensorBoard sample images every N iters; 0 disables
+    diagnostics_interval: int = 0  # alignment diagnostics (docs/diagnostics.md) every N iters; 0 disables
     keep_last: int = 3  # numbered checkpoints kept besides last.pth
     amp: Literal["none", "bf16", "fp16"] = "none"
     nonfinite: Literal["stop", "skip"] = "stop"  # on a NaN/inf loss: stop the run, or skip the step
@@ -323,6 +327,10 @@ def validate_components(cfg: Config) -> Config:
     for key in ("max_iters", "log_interval"):
         if getattr(cfg.schedule, key) <= 0:
             raise ConfigError(f"'schedule.{key}' must be positive, got {getattr(cfg.schedule, key)}")
+    horizon = cfg.schedule.poly_horizon
+    if horizon is not None and horizon < cfg.schedule.max_iters:
+        raise ConfigError(f"'schedule.poly_horizon' must be null or >= schedule.max_iters "
+                          f"({cfg.schedule.max_iters}), got {horizon}")
     if cfg.data.batch_size <= 0:
         raise ConfigError(f"'data.batch_size' must be positive, got {cfg.data.batch_size}")
     return cfg

@@ -5,6 +5,7 @@ size checks run when a sample is loaded. Every failure is a :class:`DatasetError
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from .labels import IGNORE_INDEX, PRIVATE_MAPPING, LabelMapping, LabelMappingErr
 
 PathLike = Union[str, os.PathLike]
 Transform = Callable[..., Any]
+SIZE_MISMATCH_POLICIES = ("raise", "resize")
+LOGGER = logging.getLogger("seg_uda.data")
 
 
 class DatasetError(ValueError):
@@ -152,6 +155,8 @@ class SegmentationDataset(Dataset):
     ``transform(image, label)`` returns ``(image_tensor, label_tensor|None, ...)``; when private ids are
     loaded it is called as ``transform(image, label, [private])`` and must return the transformed extras
     third (see :mod:`seg_uda.data.transforms`). ``None`` means plain to-tensor + ImageNet normalization.
+    ``on_size_mismatch``: an image whose label has another size raises (default), or with ``"resize"`` is resized
+    to its label (bilinear) and logged with a running count in ``size_mismatches`` (per process).
     """
 
     dataset_name = "dataset"
@@ -169,7 +174,13 @@ class SegmentationDataset(Dataset):
         with_labels: bool = True,
         load_private: bool = False,
         private_mapping: Optional[LabelMapping] = None,
+        on_size_mismatch: str = "raise",
     ) -> None:
+        if on_size_mismatch not in SIZE_MISMATCH_POLICIES:
+            raise DatasetError(f"{self.dataset_name}: invalid on_size_mismatch={on_size_mismatch!r}; "
+                               f"valid: {', '.join(SIZE_MISMATCH_POLICIES)}")
+        self.on_size_mismatch = on_size_mismatch
+        self.size_mismatches = 0
         self.root = Path(root)
         self.split = split
         self.mapping = mapping
@@ -224,7 +235,8 @@ class SegmentationDataset(Dataset):
         if self.with_labels:
             assert s.label is not None
             raw = self.read_label(s.label)
-            self._check_size(image, raw, s.image, s.label)
+            image = self._fit_image(image, raw, s.image, s.label)
+            out["image"] = image
             out["label"] = self._map(self.mapping, raw, s.label) if self.mapping is not None else raw.astype(np.uint8)
         if self.load_private:
             if self.private_mapping is not None:
@@ -261,6 +273,18 @@ class SegmentationDataset(Dataset):
         )
 
     # -- internals -----------------------------------------------------------------------------
+    def _fit_image(self, image: np.ndarray, label: np.ndarray, image_path: Path, label_path: Path) -> np.ndarray:
+        """``image`` if it has its label's size; else raise, or resize it to the label (``on_size_mismatch``)."""
+        if self.on_size_mismatch == "raise" or image.shape[:2] == label.shape[:2]:
+            self._check_size(image, label, image_path, label_path)
+            return image
+        self.size_mismatches += 1
+        (lh, lw), (ih, iw) = label.shape[:2], image.shape[:2]
+        LOGGER.warning("%s: image '%s' is %dx%d but its label is %dx%d (WxH); resized the image to the label "
+                       "(on_size_mismatch=resize; %d such image(s) so far in this process)",
+                       self.dataset_name, image_path, iw, ih, lw, lh, self.size_mismatches)
+        return cv2.resize(image, (lw, lh), interpolation=cv2.INTER_LINEAR)
+
     @staticmethod
     def _check_size(image: np.ndarray, label: np.ndarray, image_path: Path, label_path: Path) -> None:
         if image.shape[:2] != label.shape[:2]:

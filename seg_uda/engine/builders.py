@@ -11,18 +11,20 @@ from ..config import Config
 
 
 def dataset_transform(cfg: Config, role: str) -> Any:
-    """The albumentations pipeline for `role` in {source, target, val}."""
-    from ..data.transforms import build_eval_transform, build_train_transform, normalization
+    """The albumentations pipeline for `role` in {source, target, val}, normalized as data.normalization."""
+    from ..data.transforms import build_eval_transform, build_train_transform
 
-    mean, std = normalization(cfg.data.normalization)
     d = cfg.data
+    norm = d.normalization  # by name, so that 'caffe' also gets its BGR channel order
     if role == "val":
-        return build_eval_transform(size=tuple(d.val_size) if d.val_size else None, mean=mean, std=std)
+        return build_eval_transform(size=tuple(d.val_size) if d.val_size else None, normalize=norm,
+                                    resize_backend=d.resize_backend)
     size = d.source_size if role == "source" else d.target_size
     crop = d.source_crop if role == "source" else d.target_crop
     return build_train_transform(size=tuple(size), crop_size=tuple(crop) if crop else None,
                                  scale_range=tuple(d.scale_range) if d.scale_range else None,
-                                 hflip=d.hflip, color_jitter=d.color_jitter, mean=mean, std=std)
+                                 hflip=d.hflip, color_jitter=d.color_jitter, normalize=norm,
+                                 resize_backend=d.resize_backend)
 
 
 def build_dataset(cfg: Config, role: str, with_labels: Optional[bool] = None) -> Any:
@@ -38,6 +40,11 @@ def build_dataset(cfg: Config, role: str, with_labels: Optional[bool] = None) ->
     if with_labels is not None and "with_labels" in params:
         kwargs["with_labels"] = with_labels
     dataset = factory(**kwargs)
+    if callable(getattr(dataset, "summary", None)):  # e.g. how many GTA5 pairs this copy holds
+        from .dist import is_main_process
+
+        if is_main_process():
+            print(f"data.{role}: {dataset.summary()}", flush=True)
     from ..openset.remap import OpenSetDataset, protocol_from_config
 
     protocol = protocol_from_config(cfg)  # open-set: known -> 0..K-1, private -> 255 (source) / K (target)

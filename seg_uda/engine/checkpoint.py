@@ -51,15 +51,25 @@ def ensure_writable_dir(path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> Dict[str, Any]:
-    """Load a checkpoint with `weights_only=True`; a bad file raises CheckpointError naming it."""
+def read_checkpoint_file(path: str | Path) -> Any:
+    """Whatever `path` holds, read with `weights_only=True`; a missing or unreadable file raises CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle refusing unsafe globals, ...
         raise CheckpointError(f"cannot read checkpoint {path} (truncated or corrupt?): {e}") from None
+
+
+def load_checkpoint(path: str | Path) -> Dict[str, Any]:
+    """Load a checkpoint with `weights_only=True`; a bad file raises CheckpointError naming it."""
+    return check_checkpoint(read_checkpoint_file(path), path)
+
+
+def check_checkpoint(ckpt: Any, path: str | Path) -> Dict[str, Any]:
+    """``ckpt`` if it is a seg_uda checkpoint (a dict with a 'model' entry), else a CheckpointError naming `path`."""
+    path = Path(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a seg_uda checkpoint (no 'model' entry)")
     return ckpt

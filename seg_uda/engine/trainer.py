@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from ..config import Config, save_config
+from ..methods.diagnostics import step_diagnostics
 from ..models.deeplabv2 import set_aspp_impl
 from . import dist
 from .builders import build_dataset, build_method, build_model, build_optimizers
 from .checkpoint import CheckpointManager, ensure_writable_dir
-from .lr import PolyLR
+from .lr import build_poly_lr
 from .reference import check_reference_method, reference_advent_step
 from .logging import RunLogger
 from .sampling import infinite_loader, shard_indices
@@ -88,11 +89,11 @@ class Trainer:
             check_reference_method(self.method)
             set_aspp_impl(self.model, "conv")  # the paper code's per-branch dilated convolutions
         self.optimizer, self.d_optimizer = build_optimizers(cfg, self.model, self.method)
-        self.scheduler = PolyLR(self.optimizer, cfg.schedule.max_iters, cfg.schedule.poly_power,
-                                cfg.schedule.warmup_iters, cfg.schedule.warmup_ratio)
+        self.scheduler = build_poly_lr(cfg, self.optimizer, self.d_optimizer)  # D too when optim.disc_poly
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
         self.iteration = 0
         self.nonfinite_skips = 0
+        self.last_diagnostics: Optional[Dict[str, Any]] = None  # set by run_step every schedule.diagnostics_interval
         self.ckpt = CheckpointManager(self.work_dir / "checkpoints", cfg.schedule.keep_last)
         self.resumed_from: Optional[Path] = None
         if resume:
@@ -151,6 +152,8 @@ class Trainer:
         values = self._check_finite(it, losses)
         if values is None:
             return {}
+        if cfg.schedule.diagnostics_interval and (it + 1) % cfg.schedule.diagnostics_interval == 0:
+            self.last_diagnostics = step_diagnostics(self.model, self.method, losses, cache)  # before backward
         self.scaler.scale(sum(losses.values())).backward()
         dist.average_gradients(list(self.method.extra_parameters()))
         self._clip_and_step(self.optimizer)
@@ -222,6 +225,9 @@ class Trainer:
                     running.setdefault(k, []).append(v)
                 self.logger.progress(1, values)
                 it = self.iteration
+                if self.last_diagnostics:
+                    self.logger.log("diag", it, self.last_diagnostics)
+                    self.last_diagnostics = None
                 if it % s.log_interval == 0 or it == s.max_iters:
                     means = {k: float(np.mean(v)) for k, v in running.items()}
                     lrs = {f"lr_{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
@@ -251,11 +257,11 @@ class Trainer:
 
     def _log_eval(self, it: int, res: Dict[str, Any]) -> None:
         per_class = {f"iou_{k}": v for k, v in res["iou"].items() if v is not None}
-        openset = {k: res[k] for k in ("common_miou", "private_iou", "h_score", "auroc", "ap", "fpr95")
-                   if res.get(k) is not None}
-        self.logger.log("eval", it, {"mIoU": res["miou"], "pixel_acc": res["pixel_acc"], **per_class, **openset})
+        extra = {k: res[k] for k in ("miou_13", "common_miou", "private_iou", "h_score", "auroc", "ap", "fpr95")
+                 if res.get(k) is not None}  # SYNTHIA's 13-class mIoU*, open-set scores
+        self.logger.log("eval", it, {"mIoU": res["miou"], "pixel_acc": res["pixel_acc"], **per_class, **extra})
         self.logger.write(f"[iter {it}] val mIoU {100 * res['miou']:.2f}"
-                          + ("".join(f", {k} {100 * v:.2f}" for k, v in openset.items()) if openset else ""))
+                          + ("".join(f", {k} {100 * v:.2f}" for k, v in extra.items()) if extra else ""))
 
     @torch.no_grad()
     def _log_images(self, it: int) -> None:
@@ -286,8 +292,9 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, Any]:
-        """Sharded evaluation of data.val at label resolution; the confusion matrix is summed over ranks."""
+        """Sharded evaluation of data.val at label resolution (confusions summed over ranks; SYNTHIA: miou_16/13)."""
         from ..evaluation import ConfusionMatrix
+        from ..evaluation.runner import metrics_dict
 
         assert self.val_set is not None
         if self.cfg.data.openset.enabled:  # K+1 classes (last = unknown), Common / Private / H, AUROC ...
@@ -311,7 +318,7 @@ class Trainer:
             logits = self.predict(batch["image"], tuple(label.shape[-2:]))
             cm.update(logits.argmax(1).cpu(), label)
         cm.reduce_from_all_processes()
-        return cm.compute(class_names=self.class_names()).to_dict()
+        return metrics_dict(cm.compute(class_names=self.class_names()), self.cfg.data.num_classes)
 
     def class_names(self) -> List[str]:
         names = getattr(self.val_set, "class_names", None)

@@ -1,7 +1,8 @@
 """Rebuild a segmenter from a config and load a seg_uda checkpoint into it (for evaluation, demos, visualization).
 
 The model is built with ``encoder_weights=None`` (nothing is downloaded or read before the checkpoint overwrites
-it) and the config's BatchNorm policy, then put in ``eval()`` mode on the requested device.
+it) and the config's BatchNorm policy, then put in ``eval()`` mode on the requested device. Released ADVENT models
+(bare ``ResNetMulti`` state dicts) are recognised and converted; they store no config, so CONFIG is required.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from torch import nn
 
 from ..config import Config, ConfigError, config_from_dict
 from ..config.loader import deep_merge, parse_overrides
-from ..engine.checkpoint import CheckpointError, load_checkpoint
+from ..engine.checkpoint import CheckpointError, check_checkpoint, read_checkpoint_file
 
 PathLike = Union[str, Path]
 
@@ -23,9 +24,25 @@ class CheckpointMismatchError(CheckpointError):
     """A readable checkpoint whose weights don't fit the model built from the config (names the file)."""
 
 
+ADVENT_FORMAT = "advent"
+
+
+def load_eval_checkpoint(path: PathLike) -> Dict[str, Any]:
+    """A seg_uda checkpoint, or a released ADVENT model converted to ``{"model": DeepLabV2 keys, "format": "advent"}``."""
+    from ..models.pretrained import advent_checkpoint_to_deeplabv2, is_advent_state_dict
+
+    obj = read_checkpoint_file(path)
+    if is_advent_state_dict(obj):
+        return {"model": advent_checkpoint_to_deeplabv2(obj), "format": ADVENT_FORMAT}
+    return check_checkpoint(obj, path)
+
+
 def config_from_checkpoint(ckpt: Mapping[str, Any], path: PathLike, overrides: Sequence[str] = ()) -> Config:
     """The resolved config stored in a checkpoint under "config", with ``key.sub=value`` overrides applied."""
     data = ckpt.get("config")
+    if ckpt.get("format") == ADVENT_FORMAT:
+        raise CheckpointError(f"{path} is a released ADVENT model, which stores no config; pass the paper CONFIG "
+                              "first, e.g. configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml")
     if not isinstance(data, Mapping):
         raise CheckpointError(f"{path} stores no 'config'; pass the experiment CONFIG explicitly")
     merged = deep_merge(data, parse_overrides(overrides)) if overrides else dict(data)
@@ -98,13 +115,13 @@ def load_model(
     """Build the segmenter of ``cfg`` (or of the config stored in the checkpoint when ``cfg`` is None) and load
     the checkpoint's "model" weights; returns it in eval mode on ``device``.
 
-    Raises :class:`CheckpointError` (missing / truncated / not a seg_uda checkpoint) or
+    Raises :class:`CheckpointError` (missing / truncated / not a seg_uda or ADVENT checkpoint) or
     :class:`CheckpointMismatchError` (class count or architecture differs), both naming the file.
     ``checkpoint`` is the already-loaded contents of ``checkpoint_path`` (avoids reading it twice).
     """
     from ..engine.builders import build_model
 
-    ckpt = load_checkpoint(checkpoint_path) if checkpoint is None else checkpoint
+    ckpt = load_eval_checkpoint(checkpoint_path) if checkpoint is None else checkpoint
     if cfg is None:
         cfg = config_from_checkpoint(ckpt, checkpoint_path, overrides)
     n_ckpt = _checkpoint_num_classes(ckpt)
@@ -114,7 +131,10 @@ def load_model(
             f"data.num_classes={cfg.data.num_classes}"
         )
     model = build_model(inference_config(cfg))
-    load_state_into(model, ckpt["model"], checkpoint_path, cfg.data.num_classes)
+    state = ckpt["model"]
+    if ckpt.get("format") == ADVENT_FORMAT:  # files saved before PyTorch 0.4.1 have no BN batch counters
+        state = {**{k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")}, **state}
+    load_state_into(model, state, checkpoint_path, cfg.data.num_classes)
     model.to(device)
     if cfg.model.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -160,7 +180,7 @@ def resolve_config(
     checkpoint's stored config; overrides applied either way."""
     from ..config import load_config
 
-    first = load_checkpoint(checkpoints[0]) if checkpoints else None
+    first = load_eval_checkpoint(checkpoints[0]) if checkpoints else None
     if config is not None:
         return load_config(config, overrides), first
     if first is None:

@@ -107,9 +107,10 @@ def cityscapes_id_to_trainid_for(num_classes: int) -> Dict[int, int]:
 
 
 def metrics_dict(metrics: SegMetrics, num_classes: int) -> Dict[str, Any]:
-    """``metrics.to_dict()`` plus ``miou_13`` (SYNTHIA 13-class mIoU*) when the label space has 16 classes."""
+    """``metrics.to_dict()`` plus ``miou_16`` (= miou) and ``miou_13`` (SYNTHIA's 13-class mIoU*) for 16 classes."""
     out = metrics.to_dict()
     if num_classes == 16:
+        out["miou_16"] = out["miou"]
         out["miou_13"] = miou_subset(metrics)
     return out
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -32,10 +33,18 @@ def upsample_logits(logits: Tensor, size: tuple[int, int] | torch.Size) -> Tenso
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=True)
 
 
+def _world_size() -> int:
+    """Number of DDP ranks (1 without a process group)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def seg_loss(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
     """Pixel-wise cross-entropy of `logits` [N,K,h,w] upsampled to `labels` [N,H,W], mean over non-ignored pixels.
 
     Returns a zero that still carries a (zero) gradient when every pixel is ignored, instead of NaN.
+    Under DDP (W ranks) the valid-pixel count is summed over ranks and the rank's sum scaled by W, so that DDP's
+    gradient average is the mean over every valid pixel of the global batch (W ranks x B = 1 process x W*B);
+    every rank must then call it in the same order, as the training step does.
     """
     if labels.dim() != 3:
         raise ValueError(f"seg_loss: expected labels of shape [N,H,W], got shape {tuple(labels.shape)}")
@@ -50,8 +59,12 @@ def seg_loss(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
     # Sum / count instead of reduction="mean": same value, but 0 (not NaN) when all pixels are ignored,
     # and no host synchronisation.
     total = F.cross_entropy(logits.float(), labels, ignore_index=ignore_index, reduction="sum")
-    count = (labels != ignore_index).sum().clamp_min(1)
-    return total / count
+    world = _world_size()
+    if world == 1:
+        return total / (labels != ignore_index).sum().clamp_min(1)
+    count = (labels != ignore_index).sum()
+    dist.all_reduce(count, op=dist.ReduceOp.SUM)
+    return total * world / count.clamp_min(1)
 
 
 def entropy_map(prob: Tensor) -> Tensor:

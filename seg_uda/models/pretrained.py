@@ -220,6 +220,15 @@ def load_encoder_weights(encoder: nn.Module, encoder_name: str, weights: Weights
     raise ValueError(f"encoder_weights={weights!r} is not an offline option; expected {describe_weights_options()}")
 
 
+def is_advent_state_dict(obj: object) -> bool:
+    """True for a bare ADVENT ``ResNetMulti`` state dict (the released GTA2Cityscapes_* / SYNTHIA models):
+    name -> tensor, with ``conv1.weight`` and the main classifier ``layer6.conv2d_list.*``."""
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return False
+    keys = strip_wrapper_prefixes(obj).keys()
+    return "conv1.weight" in keys and any(k.startswith("layer6.conv2d_list.") for k in keys)
+
+
 def advent_checkpoint_to_deeplabv2(state_dict: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
     """Rename an ADVENT ``ResNetMulti`` state dict (trained GTA5->Cityscapes models) to :class:`DeepLabV2` keys.
 

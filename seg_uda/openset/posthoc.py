@@ -116,7 +116,7 @@ def build_calibration_dataset(cfg: Any) -> Any:
     """``data.openset.calibration`` (held-out labelled source frames) with an eval transform at data.source_size,
     remapped as a *source* (private -> 255)."""
     from ..data import DATASETS
-    from ..data.transforms import build_eval_transform, normalization
+    from ..data.transforms import build_eval_transform
     from .remap import OpenSetDataset, protocol_from_config
 
     oc = cfg.data.openset
@@ -124,8 +124,9 @@ def build_calibration_dataset(cfg: Any) -> Any:
         raise ValueError("automatic thresholds need data.openset.calibration (a held-out labelled source split)")
     spec = dict(oc.calibration)
     factory = DATASETS.get(spec.pop("type"))
-    mean, std = normalization(cfg.data.normalization)
-    kwargs = {**spec, "transform": build_eval_transform(size=tuple(cfg.data.source_size), mean=mean, std=std)}
+    transform = build_eval_transform(size=tuple(cfg.data.source_size), normalize=cfg.data.normalization,
+                                     resize_backend=cfg.data.resize_backend)
+    kwargs = {**spec, "transform": transform}
     if "num_classes" in inspect.signature(factory).parameters:
         kwargs["num_classes"] = cfg.data.num_classes
     ds = factory(**kwargs)
