@@ -128,34 +128,45 @@ def test_benchmark_infer_compares_aspp_impls(tmp_path):
     assert rows[0]["speedup"] == 1.0 and all(r["img_per_s"] > 0 for r in rows)
 
 
-def test_accuracy_table_mean_std_gap_closed_and_paired_delta(tmp_path, capsys):
+def test_synthcity_results_collect_and_table(tmp_path, capsys):
     sys.path.insert(0, str(ROOT / "bench"))
-    import accuracy_table
+    import synthcity_results as sr
 
-    def run(name: str, miou: float, road: float, seed: int) -> str:
-        d = tmp_path / name
-        d.mkdir()
+    runs = tmp_path / "runs"
+
+    def run(key: str, seed: int, miou: float, road: float) -> None:
+        d = runs / f"{key}_s{seed}"
+        d.mkdir(parents=True)
         (d / "final_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"road": road, "sky": miou}}))
-        (d / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
-        return str(d)
+        if key != "ensemble":  # an ensemble has no config or log of its own
+            (d / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "data": {"batch_size": 4}}))
+            (d / "metrics.jsonl").write_text(json.dumps({"kind": "train", "iter": 1, "time": 90.0}) + "\n")
 
-    src = f"{run('s0', 0.10, 0.5, 0)},{run('s1', 0.20, 0.5, 1)}"
-    ens = tmp_path / "ens"  # an ensemble: no config of its own, the seed comes from its members' runs
-    ens.mkdir()
-    (ens / "final_metrics.json").write_text(json.dumps({
-        "miou": 0.25, "iou": {"road": 0.5, "sky": 0.25},
-        "checkpoints": [str(tmp_path / m / "checkpoints" / "last.pth") for m in ("a1", "s1")]}))
-    accuracy_table.main(["--run", f"source-only={src}", "--run", f"oracle={run('o', 0.35, 0.9, 0)}",
-                         "--run", f"AdvEnt={run('a0', 0.14, 0.6, 0)},{run('a1', 0.26, 0.8, 1)}",
-                         "--run", f"ens={ens}", "--markdown", str(tmp_path / "t.md")])
+    for seed, (s, o, a, e) in enumerate([(0.10, 0.35, 0.14, 0.15), (0.20, 0.40, 0.26, 0.22)]):
+        run("source_only", seed, s, 0.5)
+        run("oracle", seed, o, 0.9)
+        run("advent", seed, a, 0.6 + 0.2 * seed)
+        run("ensemble", seed, e, 0.5)
+    doc = sr.collect(runs, [0, 1, 2])
+    assert [r["key"] for r in doc["rows"]] == ["source_only", "advent", "ensemble", "oracle"]
+    advent = doc["rows"][1]
+    assert advent["runs"][1]["command"] == ("OMP_NUM_THREADS=1 python tools/train.py configs/synthcity/advent_lite0.yaml"
+                                            f" seed=1 --work-dir {runs}/advent_s1")
+    assert advent["runs"][0]["minutes"] == 1.5 and "ensemble_s0" in doc["rows"][2]["runs"][0]["command"]
+    assert doc["protocol"]["data"]["batch_size"] == 4
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    sr.main(["table", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "t.md")])
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| AdvEnt"))
-    # mean road, mean sky, mean ± std mIoU, gap closed ((20 - 15) / (35 - 15)), paired: (14-10, 26-20) -> 5 ± 1.4
-    assert "| 2 | 70.0 | 20.0 | **20.0 ± 8.5** | 25% | +5.0 ± 1.4 (2) |" in row
-    assert next(line for line in out.splitlines() if line.startswith("| ens")).endswith("| +5.0 (1) |")
+    # mean road 70, mean sky 20, 20 ± 8.5; gap closed (20 - 15) / (37.5 - 15) = 22%; paired (4, 6) -> +5.0 ± 1.4
+    assert row == "| AdvEnt | 2 | 70.0 | 20.0 | **20.0 ± 8.5** | 22% | +5.0 ± 1.4 (2) | +4.0 / +6.0 |"
+    assert "source-only 10.00 / 20.00" in out
     assert (tmp_path / "t.md").read_text() == out.rstrip("\n") + "\n"
-    with pytest.raises(FileNotFoundError, match="missing"):
-        accuracy_table.main(["--run", f"x={tmp_path / 'missing'}"])
+    assert sr.pending_commands(["advent"], [1, 2], str(runs)) == [
+        f"tools/train.py configs/synthcity/advent_lite0.yaml seed=2 --work-dir {runs}/advent_s2 --no-progress "
+        f"> {runs}/advent_s2.log 2>&1"]
+    with pytest.raises(SystemExit, match="unknown row"):
+        sr.pending_commands(["ensemble"], [0], str(runs))
 
 
 def _synthcity_cfg(root: Path, method: str = "advent", **schedule) -> object:

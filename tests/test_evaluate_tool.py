@@ -32,7 +32,8 @@ def tiny_cfg_dict(root):
         "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True},
         "method": {"name": "source_only"},
         "optim": {"lr": 1e-3},
-        "schedule": {"max_iters": 2, "eval_interval": 0, "ckpt_interval": 2, "log_interval": 1},
+        "schedule": {"max_iters": 2, "eval_interval": 0, "ckpt_interval": 2, "log_interval": 1,
+                     "diagnostics_interval": 1},
     }
 
 

@@ -12,9 +12,9 @@ from PIL import Image
 
 from seg_uda.data.labels import palette
 from seg_uda.visualization import (
-    CORRECT_COLOR, ERROR_COLOR, IGNORE_COLOR, UNKNOWN_COLOR, RunSummary, colorize_labels, compose_row, error_map,
+    CAPTION_HEIGHT, CORRECT_COLOR, ERROR_COLOR, IGNORE_COLOR, UNKNOWN_COLOR, RunSummary, colorize_labels, compose_row, error_map,
     iou_bar_chart, normalized_entropy, overlay_mask, prediction_and_unknown, sample_tiles, unknown_mask_from_probs,
-    write_html_report,
+    plot_diagnostics, read_diagnostics, write_html_report,
 )
 
 from test_evaluate_tool import ENV, REPO, load_tool, trained  # noqa: F401  (module-scoped fixture)
@@ -132,7 +132,9 @@ def test_visualize_cli_on_dataset_split_with_compare_and_html(trained, tmp_path)
     w, h = Image.open(gt_file).size
     for p in panels:
         arr = np.asarray(Image.open(p).convert("RGB"))
-        assert arr.shape == (h, 5 * w, 3)  # input | prediction | ground truth | error | entropy
+        assert arr.shape == (CAPTION_HEIGHT + h, 5 * w, 3)  # input | prediction | ground truth | error | entropy
+        assert (arr[:CAPTION_HEIGHT] == 255).any()  # each tile's caption is written in the image
+        arr = arr[CAPTION_HEIGHT:]
         assert colours(arr[:, w:2 * w]) <= PAL19
         assert colours(arr[:, 2 * w:3 * w]) <= PAL19 | {IGNORE_COLOR}
         assert colours(arr[:, 3 * w:4 * w]) <= {CORRECT_COLOR, ERROR_COLOR, IGNORE_COLOR}
@@ -153,7 +155,7 @@ def test_visualize_single_image_with_unknown_threshold_and_compare_only(trained,
     # msp threshold 1.01 flags every pixel: the whole prediction tile is blended with magenta
     assert tool.main([str(work / "checkpoints" / "last.pth"), "--out", str(out), "--image", str(image),
                       "--unknown-score", "msp", "--unknown-threshold", "1.01", "--device", "cpu"]) == 0
-    arr = np.asarray(Image.open(next((out / "panels").glob("*.png"))).convert("RGB"))
+    arr = np.asarray(Image.open(next((out / "panels").glob("*.png"))).convert("RGB"))[CAPTION_HEIGHT:]
     assert arr.shape == (h, 3 * w, 3)  # input | prediction | entropy
     assert not (colours(arr[:, w:2 * w]) & PAL19)
     plain = np.asarray(Image.open(next((out / "predictions").glob("*_color.png"))).convert("RGB"))
@@ -162,3 +164,53 @@ def test_visualize_single_image_with_unknown_threshold_and_compare_only(trained,
     assert tool.main(["--compare", str(work / "final_metrics.json"), "--out", str(only), "--html"]) == 0
     assert (only / "iou_chart.png").is_file() and (only / "index.html").is_file()
     assert not (only / "panels").exists()
+
+
+def _fake_diag_run(path, n=3):
+    """A run folder whose metrics.jsonl has AdvEnt-like diagnostics records (and a partial last line)."""
+    path.mkdir(parents=True)
+    recs = [{"kind": "train", "iter": 1, "time": 0.1, "seg_main": 1.0}]
+    for it in range(1, n + 1):
+        recs.append({"kind": "diag", "iter": 10 * it, "time": float(it), "disc_acc_main_src": 0.5 + 0.1 * it,
+                     "disc_acc_main_tgt": 0.6, "entropy_src": 0.3, "entropy_tgt": 0.5 - 0.1 * it,
+                     "gradratio_adv_backbone": 0.01 * it, "gradratio_adv_head": 0.0,
+                     "hist_tgt_pred": [0.5, 0.5] + [0.0] * 17, "hist_src_label": [0.2, 0.3, 0.5] + [0.0] * 16})
+    (path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + '\n{"kind": "di')
+    return path
+
+
+def test_diagnostics_plot_reads_runs_and_rejects_runs_without_diagnostics(tmp_path):
+    run = _fake_diag_run(tmp_path / "advent")
+    recs = read_diagnostics(run)
+    assert [r["iter"] for r in recs] == [10, 20, 30]
+    png = plot_diagnostics([("AdvEnt", run), ("again", run)], tmp_path / "d.png", [f"c{k}" for k in range(19)])
+    assert Image.open(png).format == "PNG" and Image.open(png).size[0] > 1000
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "metrics.jsonl").write_text(json.dumps({"kind": "train", "iter": 1}) + "\n")
+    with pytest.raises(ValueError, match="diagnostics_interval"):
+        read_diagnostics(tmp_path / "plain")
+    with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
+        read_diagnostics(tmp_path / "nothing")
+
+
+def test_visualize_side_by_side_with_diagnostics_in_the_html(trained, tmp_path):
+    root, cfg_path, work = trained
+    tool = load_tool("visualize")
+    torch.set_num_threads(1)
+    ckpt = str(work / "checkpoints" / "last.pth")
+    out = tmp_path / "sbs"
+    fake = _fake_diag_run(tmp_path / "advent_run")
+    assert tool.main([str(cfg_path), ckpt, ckpt, "--side-by-side", "--model-labels", "A", "B", "--num", "1",
+                      "--diagnostics", str(work), str(fake), "--out", str(out), "--html", "--device", "cpu"]) == 0
+    gt_file = next((root / "real" / "gtFine" / "val").glob("*/*_gtFine_labelIds.png"))
+    w, h = Image.open(gt_file).size
+    arr = np.asarray(Image.open(next((out / "panels").glob("*.png"))).convert("RGB"))
+    # input | A prediction | B prediction | ground truth | A error | B error | A entropy | B entropy
+    assert arr.shape == (CAPTION_HEIGHT + h, 8 * w, 3)
+    body = arr[CAPTION_HEIGHT:]
+    assert (body[:, w:2 * w] == body[:, 2 * w:3 * w]).all()  # the same checkpoint twice: identical predictions
+    assert colours(body[:, 4 * w:5 * w]) <= {CORRECT_COLOR, ERROR_COLOR, IGNORE_COLOR}
+    html = (out / "index.html").read_text()
+    assert "diagnostics.png" in html and (out / "diagnostics.png").is_file()
+    assert tool.main([str(cfg_path), ckpt, "--side-by-side", "--model-labels", "A", "B", "--out", str(out),
+                      "--device", "cpu"]) == 2  # one label too many

@@ -5,9 +5,13 @@
          [--image PATH ...] [--image-dir DIR] [--unknown-score msp|entropy --unknown-threshold T]
          [--compare runs/a/final_metrics.json runs/b/final_metrics.json --labels source-only AdvEnt]
   python tools/visualize.py --compare A.json B.json --labels a b --out DIR --html     # chart + HTML, no model
+  python tools/visualize.py CONFIG A.pth B.pth --side-by-side --model-labels source-only MinEnt --out DIR
+  python tools/visualize.py --diagnostics runs/a runs/b --labels a b --out DIR       # alignment diagnostics plot
 
 Each sample row is: input | prediction (unknown pixels in magenta) | ground truth | error (yellow = wrong,
-grey = ignored) | normalized softmax entropy. Single images / folders have no ground truth and no error tile.
+grey = ignored) | normalized softmax entropy, each tile captioned in the image. Single images / folders have no
+ground truth and no error tile. ``--side-by-side`` predicts with each checkpoint alone (no ensemble) and shows
+their predictions, errors and entropies next to each other.
 CONFIG may be '-' or omitted to use the config stored in the checkpoint.
 """
 from __future__ import annotations
@@ -34,6 +38,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--compare", nargs="+", default=None, help="metrics JSON files to compare in the IoU chart")
     p.add_argument("--labels", nargs="+", default=None, help="run labels for --compare (default: parent folder)")
     p.add_argument("--html", action="store_true", help="write DIR/index.html gathering everything")
+    p.add_argument("--side-by-side", action="store_true", help="one prediction per checkpoint instead of an ensemble")
+    p.add_argument("--model-labels", nargs="+", default=None, help="names of the checkpoints for --side-by-side")
+    p.add_argument("--diagnostics", nargs="+", default=None, metavar="RUN_DIR",
+                   help="plot these runs' alignment diagnostics (labels: --labels, else the folder names)")
     p.add_argument("--title", default="seg_uda report")
     p.add_argument("--unknown-score", choices=("msp", "entropy"), default=None,
                    help="flag unknown pixels by max softmax probability < T or normalized entropy > T")
@@ -43,7 +51,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--flip", action="store_true")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0])
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), default=None,
+                   help="autocast for inference (default: the config's schedule.amp, as the trainer evaluates)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return p.parse_args(argv)
 
@@ -139,15 +148,32 @@ def render_samples(args: argparse.Namespace, out: Path) -> List[Tuple[str, Path]
                 raise ValueError("dataset has no raw image access (load_arrays)")
             samples.append((item["name"], raw, item["image"][None], None if label is None else label.numpy(), size))
 
+    groups = [[m] for m in models] if args.side_by_side else [models]
+    names = args.model_labels or [Path(c).resolve().parent.parent.name for c in checkpoints]
+    if args.side_by_side and len(names) != len(models):
+        raise ValueError(f"got {len(names)} --model-labels for {len(models)} checkpoints")
+    amp = args.amp or cfg.schedule.amp
     rows: List[Tuple[str, Path]] = []
     for name, rgb, x, gt, size in samples:
-        probs = predict_sample_probs(models, x, size, args.weights, args.fuse, options, args.amp)[0].cpu()
-        pred, unknown = prediction_and_unknown(probs, num_known=k, unknown_score=args.unknown_score,
-                                               unknown_threshold=args.unknown_threshold)
-        tiles = sample_tiles(rgb, probs, pal, gt=gt, unknown=unknown, pred=pred)
+        per_group = []
+        for group in groups:
+            probs = predict_sample_probs(group, x, size, args.weights if not args.side_by_side else None,
+                                         args.fuse, options, amp)[0].cpu()
+            pred, unknown = prediction_and_unknown(probs, num_known=k, unknown_score=args.unknown_score,
+                                                   unknown_threshold=args.unknown_threshold)
+            per_group.append((pred, unknown, sample_tiles(rgb, probs, pal, gt=gt, unknown=unknown, pred=pred)))
+        pred, unknown, tiles = per_group[0]
+        if args.side_by_side:
+            tiles = {"input": tiles["input"]}
+            for kind in ("prediction", "ground_truth", "error", "entropy"):
+                for label, (_, _, t) in zip(names, per_group):
+                    if kind == "ground_truth" and kind in t:
+                        tiles[kind] = t[kind]
+                    elif kind in t and kind != "ground_truth":
+                        tiles[f"{label}: {kind}"] = t[kind]
         stem = safe_stem(name)
         save_rgb_png(out / "predictions" / f"{stem}_color.png", colorize_labels(pred, pal))
-        png = save_rgb_png(out / "panels" / f"{stem}.png", compose_row(tiles))
+        png = save_rgb_png(out / "panels" / f"{stem}.png", compose_row(tiles, captions=True))
         caption = f"{name}: " + " | ".join(tiles)
         if unknown is not None:
             caption += f" (unknown pixels: {100.0 * float(np.mean(unknown)):.1f}%)"
@@ -169,10 +195,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(args.out)
     try:
         runs = compare_runs(args)
-        if not args.inputs and not runs:
-            raise ValueError("nothing to do: give CONFIG CKPT ... and/or --compare metrics JSON files")
+        if not args.inputs and not runs and not args.diagnostics:
+            raise ValueError("nothing to do: give CONFIG CKPT ..., --compare metrics JSON files or --diagnostics runs")
         out.mkdir(parents=True, exist_ok=True)
         panels = render_samples(args, out) if args.inputs else []
+        figures = []
+        if args.diagnostics:
+            from seg_uda.data.labels import class_names
+            from seg_uda.visualization import plot_diagnostics
+
+            labels = args.labels if args.labels and not runs else [Path(d).name for d in args.diagnostics]
+            if len(labels) != len(args.diagnostics):
+                raise ValueError(f"got {len(labels)} --labels for {len(args.diagnostics)} --diagnostics runs")
+            fig = plot_diagnostics(list(zip(labels, args.diagnostics)), out / "diagnostics.png", class_names(19))
+            figures.append(("Alignment diagnostics (docs/diagnostics.md)", fig))
+            print(f"wrote {fig}")
         chart = None
         if runs:
             from seg_uda.visualization import iou_bar_chart
@@ -186,7 +223,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 out / "index.html", [RunSummary(lab, m, src) for lab, m, src in runs], chart, panels,
                 panel_legend="input | prediction (magenta: unknown) | ground truth | error (yellow: wrong, "
                              "grey: ignored) | normalized entropy (dark: confident)",
-                title=args.title)
+                title=args.title, images=figures)
             print(f"wrote {report}")
     except (CheckpointError, ConfigError, DatasetError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from seg_uda.models.discriminator import FCDiscriminator
 
 from .base import METHODS, SOURCE_LABEL, TARGET_LABEL, Batch, UDAMethod, frozen
+from .diagnostics import binary_accuracy
 from .losses import bce_with_logits, entropy_loss, entropy_map, upsample_logits
 
 __all__ = ["EntropyAdaptation", "MinEnt", "AdvEnt", "AdvEntMinEnt"]
@@ -104,6 +105,17 @@ class EntropyTerms:
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
         return [] if self.discriminators is None else list(self.discriminators.parameters())
+
+    def diagnostics(self, cache: Mapping[str, Tensor]) -> dict[str, object]:
+        """The base diagnostics plus each discriminator's accuracy on this step's source and target maps."""
+        out = super().diagnostics(cache)  # type: ignore[misc]
+        if self.discriminators is not None:
+            for level in self.levels:
+                for domain, label in (("src", SOURCE_LABEL), ("tgt", TARGET_LABEL)):
+                    if f"{domain}_{level}" in cache:
+                        d_out = self.discriminators[level](cache[f"{domain}_{level}"])
+                        out[f"disc_acc_{level}_{domain}"] = binary_accuracy(d_out, label)
+        return out
 
 
 class EntropyAdaptation(EntropyTerms, UDAMethod):

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from seg_uda.registry import Registry
 
-from .losses import seg_loss
+from .diagnostics import class_histogram, mean_entropy, total_variation
+from .losses import seg_loss, upsample_logits
 
 __all__ = ["METHODS", "UDAMethod", "Batch", "frozen", "SOURCE_LABEL", "TARGET_LABEL"]
 
@@ -66,6 +67,7 @@ class UDAMethod(nn.Module):
         self.multi_level = bool(multi_level)
         self.lambda_seg_main = float(lambda_seg_main)
         self.lambda_seg_aux = float(lambda_seg_aux)
+        self._last_seen: dict[str, tuple[Tensor, Tensor | None, tuple[int, int]]] = {}  # for `diagnostics`
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -91,6 +93,24 @@ class UDAMethod(nn.Module):
         """Method parameters trained by the segmenter optimizer at head LR (e.g. DANN's domain classifier)."""
         return []
 
+    def diagnostics(self, cache: Mapping[str, Tensor]) -> dict[str, object]:
+        """Label-free diagnostics of the last `generator_step` (`seg_uda.methods.diagnostics`): mean prediction
+        entropy per domain seen, and the target prediction's class histogram against the source labels'.
+        Adversarial methods add their discriminators' accuracies."""
+        out: dict[str, object] = {}
+        hist: dict[str, list[float]] = {}
+        for domain, (logits, labels, size) in self._last_seen.items():
+            short = "src" if domain == "source" else "tgt"
+            logits = upsample_logits(logits.float(), size)
+            out[f"entropy_{short}"] = mean_entropy(logits)
+            hist[f"hist_{short}_pred"] = class_histogram(logits.argmax(1), self.num_classes)
+            if labels is not None:
+                hist[f"hist_{short}_label"] = class_histogram(labels, self.num_classes)
+        if "hist_tgt_pred" in hist and "hist_src_label" in hist:
+            out["hist_tv_tgt_pred_vs_src_label"] = total_variation(hist["hist_tgt_pred"], hist["hist_src_label"])
+        out.update(hist)
+        return out
+
     # ----------------------------------------------------------------- helpers for subclasses
     def forward_model(self, model: nn.Module, batch: Batch, domain: str) -> dict[str, Tensor]:
         """Run `model` on `batch["image"]` and check its output dict has what this method needs."""
@@ -98,6 +118,8 @@ class UDAMethod(nn.Module):
         if image.dim() != 4:
             raise ValueError(f"{domain}['image'] must have shape [N,3,H,W], got shape {tuple(image.shape)}")
         out = model(image)
+        if isinstance(out, Mapping) and "out" in out:
+            self._last_seen[domain] = (out["out"].detach(), batch.get("label"), tuple(image.shape[-2:]))
         if not isinstance(out, Mapping) or "out" not in out:
             got = sorted(out) if isinstance(out, Mapping) else type(out).__name__
             raise TypeError(f"{type(self).__name__}: the model must return a dict with key 'out', got {got}")

@@ -3,12 +3,14 @@ features, trained through a gradient-reversal layer in the same backward pass as
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 from torch import Tensor, nn
 
 from seg_uda.models.grl import grad_reverse
 
 from .base import METHODS, SOURCE_LABEL, TARGET_LABEL, Batch, UDAMethod
+from .diagnostics import binary_accuracy
 from .losses import bce_with_logits
 
 __all__ = ["DANN", "DomainClassifier", "grl_schedule"]
@@ -94,6 +96,7 @@ class DANN(UDAMethod):
                 )
         d_src = self.domain_classifier(grad_reverse(feat_src, lambd))
         d_tgt = self.domain_classifier(grad_reverse(feat_tgt, lambd))
+        self._last_domain_logits = (d_src.detach(), d_tgt.detach())  # for `diagnostics`
         bce = 0.5 * (bce_with_logits(d_src, SOURCE_LABEL) + bce_with_logits(d_tgt, TARGET_LABEL))
         return self.lambda_domain * bce
 
@@ -112,6 +115,15 @@ class DANN(UDAMethod):
 
     def extra_parameters(self) -> list[nn.Parameter]:
         return list(self.domain_classifier.parameters())
+
+    def diagnostics(self, cache: Mapping[str, Tensor]) -> dict[str, object]:
+        """The base diagnostics plus the domain classifier's accuracy on this step's source and target features."""
+        out = super().diagnostics(cache)
+        d = getattr(self, "_last_domain_logits", None)
+        if d is not None:
+            out["disc_acc_feat_src"] = binary_accuracy(d[0], SOURCE_LABEL)
+            out["disc_acc_feat_tgt"] = binary_accuracy(d[1], TARGET_LABEL)
+        return out
 
     def extra_repr(self) -> str:
         return (

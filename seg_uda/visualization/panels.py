@@ -127,8 +127,31 @@ def sample_tiles(
     return tiles
 
 
-def compose_row(tiles: Union[Sequence[np.ndarray], Dict[str, np.ndarray]]) -> np.ndarray:
-    """Concatenate same-height HxWx3 tiles left to right (panel width = sum of tile widths)."""
+CAPTION_HEIGHT = 20  # pixels of the caption strip `compose_row(..., captions=True)` puts above each tile
+
+
+def caption_tile(tile: np.ndarray, text: str) -> np.ndarray:
+    """``tile`` with a dark strip on top holding ``text`` (underscores as spaces), so a PNG explains itself."""
+    import cv2
+
+    h, w = tile.shape[:2]
+    strip = np.full((CAPTION_HEIGHT, w, 3), 40, dtype=np.uint8)
+    text = text.replace("_", " ")
+    scale = 0.45
+    while scale > 0.25 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > w - 6:
+        scale -= 0.05
+    cv2.putText(strip, text, (3, CAPTION_HEIGHT - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return np.concatenate([strip, np.asarray(tile, dtype=np.uint8)], axis=0)
+
+
+def compose_row(tiles: Union[Sequence[np.ndarray], Dict[str, np.ndarray]], captions: bool = False) -> np.ndarray:
+    """Concatenate same-height HxWx3 tiles left to right (panel width = sum of tile widths); with ``captions``
+    (named tiles only), each tile gets its name written in a strip above it (`caption_tile`)."""
+    if captions:
+        if not isinstance(tiles, dict):
+            raise ValueError("compose_row(captions=True) needs named tiles (a dict)")
+        tiles = {name: caption_tile(t, name) for name, t in tiles.items()}
     arrs = list(tiles.values()) if isinstance(tiles, dict) else list(tiles)
     if not arrs:
         raise ValueError("compose_row needs at least one tile")

@@ -1,0 +1,199 @@
+"""The SynthCity results file (results/synthcity.json) and the README table built from it.
+
+  python bench/synthcity_results.py commands [--rows ROW ...] [--seeds 0 1 2]   # the runs still to do, one a line
+  python bench/synthcity_results.py collect --runs runs/v2 --out results/synthcity.json
+  python bench/synthcity_results.py table results/synthcity.json [--markdown results/synthcity.md]
+
+``ROWS`` below is the one list of rows: ``bench/accuracy_runs.sh`` runs what ``commands`` prints, ``collect`` reads
+each run's ``final_metrics.json`` (the final weights), ``config.yaml`` and ``metrics.jsonl`` (run time), and
+``table`` prints mean ± std over seeds, per-class IoU, the share of the source-only→oracle gap closed and the
+paired difference to the source-only run of the same seed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+ABBREV = {"sidewalk": "sidew.", "building": "build.", "traffic light": "light", "traffic sign": "sign",
+          "vegetation": "veg.", "motorcycle": "mbike", "bicycle": "bike"}
+
+#: (key, label, config under configs/synthcity/ or None for the ensemble)
+ROWS = [
+    ("source_only", "source-only", "source_only_lite0.yaml"),
+    ("minent", "MinEnt", "minent_lite0.yaml"),
+    ("advent", "AdvEnt", "advent_lite0.yaml"),
+    ("ensemble", "AdvEnt+MinEnt (0.5/0.5 ensemble)", None),
+    ("dann", "DANN", "dann_lite0.yaml"),
+    ("oracle", "oracle", "oracle_lite0.yaml"),
+    ("frozen_backbone", "source-only, frozen backbone", "source_only_frozen_backbone_lite0.yaml"),
+    ("scratch", "source-only, from scratch", "source_only_scratch_lite0.yaml"),
+    ("advent_minent_single", "AdvEnt+MinEnt (one model, both losses)", "advent_minent_lite0.yaml"),
+]
+DEFAULT_ROWS = ["source_only", "oracle", "minent", "advent", "dann", "frozen_backbone", "scratch"]
+OUT = "runs/v2"
+
+
+def train_command(config: str, seed: int, work_dir: str) -> str:
+    return f"OMP_NUM_THREADS=1 python tools/train.py configs/synthcity/{config} seed={seed} --work-dir {work_dir}"
+
+
+def ensemble_command(out: str, seed: int) -> str:
+    """ADVENT's AdvEnt+MinEnt: the MinEnt and AdvEnt models of one seed, logits averaged 0.5 / 0.5."""
+    return (f"OMP_NUM_THREADS=1 python tools/evaluate.py configs/synthcity/minent_lite0.yaml "
+            f"{out}/minent_s{seed}/checkpoints/last.pth {out}/advent_s{seed}/checkpoints/last.pth "
+            f"--weights 0.5 0.5 --fuse logit --threads 1 --out-json {out}/ensemble_s{seed}/final_metrics.json")
+
+
+def _run_minutes(run_dir: Path) -> Optional[float]:
+    """Wall time of the run (training and the final evaluation) from its metrics.jsonl, in minutes."""
+    log = run_dir / "metrics.jsonl"
+    if not log.is_file():
+        return None
+    times = [json.loads(line)["time"] for line in log.read_text().splitlines() if line.strip()]
+    return round(max(times) / 60, 2) if times else None
+
+
+def collect(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:
+    """Every finished run under ``runs`` as one JSON document (rows x seeds, per-class IoU, time, command)."""
+    rows = []
+    for key, label, config in ROWS:
+        entries = []
+        for seed in seeds:
+            d = runs / f"{key}_s{seed}"
+            metrics = d / "final_metrics.json"
+            if not metrics.is_file():
+                continue
+            m = json.loads(metrics.read_text())
+            entry = {"seed": seed, "miou": 100 * m["miou"],
+                     "iou": {k: (100 * v if v is not None else None) for k, v in m["iou"].items()},
+                     "work_dir": str(d)}
+            if config is None:
+                entry["command"] = ensemble_command(str(runs), seed)
+            else:
+                assert int(yaml.safe_load((d / "config.yaml").read_text())["seed"]) == seed, d
+                entry["command"] = train_command(config, seed, str(d))
+                entry["minutes"] = _run_minutes(d)
+            entries.append(entry)
+        if entries:
+            rows.append({"key": key, "label": label, "config": config and f"configs/synthcity/{config}",
+                         "runs": entries})
+    src = next((r for r in rows if r["key"] == "source_only"), None)
+    cfg = yaml.safe_load((runs / "source_only_s0" / "config.yaml").read_text()) if src else {}
+    return {"benchmark": "SynthCity game -> real, 19 classes, target val (500 frames) at label resolution",
+            "protocol": {"doc": "docs/synthcity_protocol.md", "data": {k: cfg.get("data", {}).get(k) for k in (
+                "source_size", "target_size", "val_size", "batch_size", "hflip")},
+                "model": cfg.get("model"), "optim": cfg.get("optim"), "schedule": cfg.get("schedule"),
+                "weights": "final (no checkpoint selection)", "threads_per_run": 1},
+            "machine": {"cpu": _cpu_name(), "python": platform.python_version()},
+            "rows": rows}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def summarize(doc: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Per row: mean ± std mIoU, mean per-class IoU, paired difference to source-only, share of the gap closed."""
+    out = []
+    by_key = {r["key"]: {e["seed"]: e["miou"] for e in r["runs"]} for r in doc["rows"]}
+    src, orc = by_key.get("source_only", {}), by_key.get("oracle", {})
+    for r in doc["rows"]:
+        mious = [e["miou"] for e in r["runs"]]
+        names = list(r["runs"][0]["iou"])
+        iou = {n: statistics.fmean([e["iou"][n] if e["iou"][n] is not None else float("nan") for e in r["runs"]])
+               for n in names}
+        seeds = sorted(set(by_key[r["key"]]) & set(src))
+        diffs = [by_key[r["key"]][s] - src[s] for s in seeds] if r["key"] != "source_only" else []
+        gap = None  # (mean - source-only mean) / (oracle mean - source-only mean)
+        if src and orc and r["key"] not in ("source_only", "oracle"):
+            m_src, m_orc = statistics.fmean(src.values()), statistics.fmean(orc.values())
+            gap = (statistics.fmean(mious) - m_src) / (m_orc - m_src) if m_orc != m_src else None
+        out.append({"key": r["key"], "label": r["label"], "n": len(mious), "mean": statistics.fmean(mious),
+                    "std": statistics.stdev(mious) if len(mious) > 1 else None, "iou": iou,
+                    "per_seed": {e["seed"]: e["miou"] for e in r["runs"]},
+                    "paired": diffs, "gap_closed": gap,
+                    "minutes": [e.get("minutes") for e in r["runs"]]})
+    return out
+
+
+def table(doc: Dict[str, Any]) -> str:
+    """The README table: per-class IoU, mean ± std mIoU, gap closed, paired Δ to source-only (mean ± std, n)."""
+    rows = summarize(doc)
+    names = list(rows[0]["iou"])
+    head = ["run", "seeds"] + [ABBREV.get(n, n) for n in names] + ["mIoU", "gap closed", "paired Δ vs source-only",
+                                                                   "Δ per seed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        std = f" ± {r['std']:.1f}" if r["std"] is not None else ""
+        d = r["paired"]
+        paired = "-" if not d else f"{statistics.fmean(d):+.1f}" + (f" ± {statistics.stdev(d):.1f}" if len(d) > 1
+                                                                    else "") + f" ({len(d)})"
+        per_seed = " / ".join(f"{x:+.1f}" for x in d) if d else "-"
+        gap = f"{100 * r['gap_closed']:.0f}%" if r["gap_closed"] is not None else "-"
+        cells = [r["label"], str(r["n"])] + [f"{r['iou'][n]:.1f}" for n in names] + [
+            f"**{r['mean']:.1f}{std}**", gap, paired, per_seed]
+        lines.append("| " + " | ".join(cells) + " |")
+    seeds = "; ".join(f"{r['label']} " + " / ".join(f"{v:.2f}" for _, v in sorted(r["per_seed"].items()))
+                      for r in rows)
+    return "\n".join(lines) + f"\n\nmIoU per seed (0 / 1 / 2): {seeds}.\n"
+
+
+def pending_commands(rows: Sequence[str], seeds: Sequence[int], out: str) -> List[str]:
+    """Arguments after ``python`` (with a log file each) of the runs of ``rows`` x ``seeds`` with no final metrics."""
+    configs = {k: c for k, _, c in ROWS}
+    unknown = [r for r in rows if r not in configs or configs[r] is None]
+    if unknown:
+        raise SystemExit(f"unknown row(s) {unknown}; valid: {[k for k, _, c in ROWS if c]}")
+    cmds = []
+    for seed in seeds:
+        for row in rows:
+            d = f"{out}/{row}_s{seed}"
+            if not Path(d, "final_metrics.json").is_file():
+                cmds.append(f"tools/train.py configs/synthcity/{configs[row]} seed={seed} --work-dir {d} --no-progress "
+                            f"> {d}.log 2>&1")
+    return cmds
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("commands", help="print the training commands of the unfinished runs")
+    c.add_argument("--rows", nargs="+", default=DEFAULT_ROWS)
+    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    c.add_argument("--out", default=OUT)
+    g = sub.add_parser("collect", help="write the results file from the run folders")
+    g.add_argument("--runs", default=OUT)
+    g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    g.add_argument("--out", default="results/synthcity.json")
+    t = sub.add_parser("table", help="print the README table from the results file")
+    t.add_argument("results", nargs="?", default="results/synthcity.json")
+    t.add_argument("--markdown", help="also write the table here")
+    a = p.parse_args(argv)
+    if a.cmd == "commands":
+        print("\n".join(pending_commands(a.rows, a.seeds, a.out)))
+    elif a.cmd == "collect":
+        doc = collect(Path(a.runs), a.seeds)
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {a.out}: {sum(len(r['runs']) for r in doc['rows'])} runs in {len(doc['rows'])} rows")
+    else:
+        text = table(json.loads(Path(a.results).read_text()))
+        print(text)
+        if a.markdown:
+            Path(a.markdown).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
