@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tools"))
 
 
 class InjectedRankFailure(RuntimeError):
@@ -91,7 +86,7 @@ def main(argv: list[str]) -> int:
             fail_at = value
     if fail_rank is not None:
         _inject_failure(fail_rank, fail_at)
-    import train  # tools/train.py
+    from seg_uda.cli import train  # seg-uda-train / tools/train.py
 
     return train.main(argv)
 

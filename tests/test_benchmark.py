@@ -184,7 +184,7 @@ def _synthcity_cfg(root: Path, method: str = "advent", **schedule) -> object:
 
 def test_train_cli_reference_mode_matches_default_loop_in_fp32(synthcity, tmp_path):
     """tools/train.py --reference trains with ADVENT's loop on real data; in FP32 it logs the same losses."""
-    import train as train_tool
+    from seg_uda.cli import train as train_tool
 
     cfg_path = tmp_path / "ref.yaml"
     cfg_path.write_text(yaml.safe_dump(resolved_dict(_synthcity_cfg(synthcity))))
