@@ -23,24 +23,30 @@ import yaml
 ABBREV = {"sidewalk": "sidew.", "building": "build.", "traffic light": "light", "traffic sign": "sign",
           "vegetation": "veg.", "motorcycle": "mbike", "bicycle": "bike"}
 
-#: (key, label, config under configs/synthcity/ or None for the ensemble)
+X77_ENT = "method.lambda_ent_main=0.077 method.lambda_ent_aux=0.0154"
+X77_ADV = "method.lambda_adv_main=0.077 method.lambda_adv_aux=0.0154"
+#: (key, label, config under configs/synthcity/ or None for the ensemble, config overrides)
 ROWS = [
-    ("source_only", "source-only", "source_only_lite0.yaml"),
-    ("minent", "MinEnt", "minent_lite0.yaml"),
-    ("advent", "AdvEnt", "advent_lite0.yaml"),
-    ("ensemble", "AdvEnt+MinEnt (0.5/0.5 ensemble)", None),
-    ("dann", "DANN", "dann_lite0.yaml"),
-    ("oracle", "oracle", "oracle_lite0.yaml"),
-    ("frozen_backbone", "source-only, frozen backbone", "source_only_frozen_backbone_lite0.yaml"),
-    ("scratch", "source-only, from scratch", "source_only_scratch_lite0.yaml"),
-    ("advent_minent_single", "AdvEnt+MinEnt (one model, both losses)", "advent_minent_lite0.yaml"),
+    ("source_only", "source-only", "source_only_lite0.yaml", ""),
+    ("minent", "MinEnt", "minent_lite0.yaml", ""),
+    ("advent", "AdvEnt", "advent_lite0.yaml", ""),
+    ("ensemble", "AdvEnt+MinEnt (0.5/0.5 ensemble)", None, ""),
+    ("dann", "DANN", "dann_lite0.yaml", ""),
+    ("oracle", "oracle", "oracle_lite0.yaml", ""),
+    ("frozen_backbone", "source-only, frozen backbone", "source_only_frozen_backbone_lite0.yaml", ""),
+    ("scratch", "source-only, from scratch", "source_only_scratch_lite0.yaml", ""),
+    ("advent_minent_single", "AdvEnt+MinEnt (one model, both losses)", "advent_minent_lite0.yaml", ""),
+    ("minent_x77", "tried: MinEnt, weights ×77 (collapsed)", "minent_lite0.yaml", X77_ENT),
+    ("advent_x77", "tried: AdvEnt, weights ×77 (collapsed)", "advent_lite0.yaml", X77_ADV),
 ]
 DEFAULT_ROWS = ["source_only", "oracle", "minent", "advent", "dann", "frozen_backbone", "scratch"]
 OUT = "runs/v2"
 
 
-def train_command(config: str, seed: int, work_dir: str) -> str:
-    return f"OMP_NUM_THREADS=1 python tools/train.py configs/synthcity/{config} seed={seed} --work-dir {work_dir}"
+def train_command(config: str, seed: int, work_dir: str, overrides: str = "") -> str:
+    extra = f" {overrides}" if overrides else ""
+    return (f"OMP_NUM_THREADS=1 python tools/train.py configs/synthcity/{config} seed={seed}{extra} "
+            f"--work-dir {work_dir}")
 
 
 def ensemble_command(out: str, seed: int) -> str:
@@ -62,7 +68,7 @@ def _run_minutes(run_dir: Path) -> Optional[float]:
 def collect(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:
     """Every finished run under ``runs`` as one JSON document (rows x seeds, per-class IoU, time, command)."""
     rows = []
-    for key, label, config in ROWS:
+    for key, label, config, overrides in ROWS:
         entries = []
         for seed in seeds:
             d = runs / f"{key}_s{seed}"
@@ -77,7 +83,7 @@ def collect(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:
                 entry["command"] = ensemble_command(str(runs), seed)
             else:
                 assert int(yaml.safe_load((d / "config.yaml").read_text())["seed"]) == seed, d
-                entry["command"] = train_command(config, seed, str(d))
+                entry["command"] = train_command(config, seed, str(d), overrides)
                 entry["minutes"] = _run_minutes(d)
             entries.append(entry)
         if entries:
@@ -152,17 +158,18 @@ def table(doc: Dict[str, Any]) -> str:
 
 def pending_commands(rows: Sequence[str], seeds: Sequence[int], out: str) -> List[str]:
     """Arguments after ``python`` (with a log file each) of the runs of ``rows`` x ``seeds`` with no final metrics."""
-    configs = {k: c for k, _, c in ROWS}
-    unknown = [r for r in rows if r not in configs or configs[r] is None]
+    configs = {k: (c, o) for k, _, c, o in ROWS}
+    unknown = [r for r in rows if r not in configs or configs[r][0] is None]
     if unknown:
-        raise SystemExit(f"unknown row(s) {unknown}; valid: {[k for k, _, c in ROWS if c]}")
+        raise SystemExit(f"unknown row(s) {unknown}; valid: {[k for k, _, c, _ in ROWS if c]}")
     cmds = []
     for seed in seeds:
         for row in rows:
             d = f"{out}/{row}_s{seed}"
             if not Path(d, "final_metrics.json").is_file():
-                cmds.append(f"tools/train.py configs/synthcity/{configs[row]} seed={seed} --work-dir {d} --no-progress "
-                            f"> {d}.log 2>&1")
+                config, overrides = configs[row]
+                cmds.append(train_command(config, seed, d, overrides).split(" python ", 1)[1]
+                            + f" --no-progress > {d}.log 2>&1")
     return cmds
 
 
