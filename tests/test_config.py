@@ -120,6 +120,23 @@ def test_injected_kwarg_cannot_be_set():
         config_from_dict(_minimal(model={"num_classes": 5}))
 
 
+def test_method_keys_are_checked_against_the_method_or_its_preset():
+    target = {"data": {"target": {"type": "cityscapes", "root": "/nonexistent"}}}
+    with pytest.raises(ConfigError) as e:  # minent is a preset of AdvEnt without the adversarial arguments
+        config_from_dict(_minimal(method={"name": "minent", "lambda_adv_main": 1e-3}, **target))
+    msg = str(e.value)
+    assert msg == ("unknown config key 'method.lambda_adv_main'. Did you mean 'lambda_seg_main'? Valid keys: "
+                   "lambda_ent_aux, lambda_ent_main, lambda_seg_aux, lambda_seg_main, multi_level")
+    with pytest.raises(ConfigError, match="method.lambda_ent_main"):  # types still checked through the preset
+        config_from_dict(_minimal(method={"name": "minent", "lambda_ent_main": "big"}, **target))
+    for name, key in (("dann", "feat_channels"), ("fda", "pixel_mean"), ("advent", "num_classes")):
+        with pytest.raises(ConfigError, match=f"'method.{key}' is set automatically"):
+            config_from_dict(_minimal(method={"name": name, key: 4}, **target))
+    openset = {"data": {**target["data"], "openset": {"enabled": True, "private_classes": ["train"]}}}
+    cfg = config_from_dict(_minimal(method={"name": "osbp_minent", "entropy": False, "grl_max": 0.5}, **openset))
+    assert cfg.method.args == {"entropy": False, "grl_max": 0.5}
+
+
 def test_method_without_its_data_fails_early():
     with pytest.raises(ConfigError, match="data.target"):
         config_from_dict(_minimal(method={"name": "advent"}))

@@ -3,7 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from seg_uda.models.grl import GradientReversal, grad_reverse
+import math
+
+from seg_uda.models.grl import GradientReversal, GRLSchedule, grad_reverse, grl_schedule
 
 
 def _grad(x: torch.Tensor, f) -> torch.Tensor:
@@ -61,3 +63,15 @@ def test_dann_setup_only_reverses_the_feature_extractor() -> None:
     f_rev, d_rev = grads(True)
     assert torch.equal(d_rev, d_ref)
     assert torch.equal(f_rev, -f_ref)
+
+
+def test_grl_schedule_is_one_naming_scheme() -> None:
+    """grl_max = the largest coefficient, grl_warmup = DANN's ramp (steepness grl_gamma) on or off."""
+    assert grl_schedule(0.0) == 0.0 and grl_schedule(0.5) == pytest.approx(math.tanh(2.5))
+    ramped = GRLSchedule(grl_max=0.3)
+    assert ramped(0.0) == 0.0 and ramped(1.0) == pytest.approx(0.3 * (2 / (1 + math.exp(-10)) - 1))
+    assert GRLSchedule(grl_max=0.3, grl_warmup=False)(0.0) == 0.3
+    assert GRLSchedule(grl_gamma=2.0)(0.5) == pytest.approx(math.tanh(0.5))
+    assert "grl_max=0.3" in repr(ramped)
+    with pytest.raises(ValueError, match="grl_max"):
+        GRLSchedule(grl_max=-1.0)

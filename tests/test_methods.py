@@ -1,4 +1,5 @@
-"""UDA methods on a tiny stub segmenter: losses, gradient separation, DANN's reversal, oracle / source-only data use."""
+"""UDA methods on a tiny stub segmenter: losses, gradient separation, DANN's reversal, oracle / source-only data use,
+and the one shape of every method (declarations, from_config, registry presets)."""
 from __future__ import annotations
 
 import inspect
@@ -8,8 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from seg_uda.methods import METHODS, DANN, UDAMethod, build_method, grl_schedule
+from seg_uda.methods import METHODS, DANN, AdvEnt, UDAMethod, build_method, grl_schedule
 from seg_uda.methods.losses import bce_with_logits, seg_loss
+from seg_uda.registry import Preset
 
 K = 3  # classes
 FEAT = 4  # stub feature channels
@@ -42,14 +44,16 @@ EXPECTED = {
     "advent": ({"seg_main", "adv_main"}, {"d_main_src", "d_main_tgt"}),
     "advent_minent": ({"seg_main", "adv_main", "ent_main"}, {"d_main_src", "d_main_tgt"}),
     "dann": ({"seg_main", "domain"}, set()),
+    "fda": ({"seg_main", "ent_main"}, set()),
 }
+MAIN_ONLY = {"domain", "fda:ent_main"}  # terms without an aux twin (DANN's features, FDA's entropy)
 ADVERSARIAL = [n for n, (_, d) in EXPECTED.items() if d]
 
 
 def _expected(name: str, multi_level: bool) -> tuple[set[str], set[str]]:
     gen, disc = EXPECTED[name]
     if multi_level:
-        gen = gen | {k.replace("main", "aux") for k in gen if k != "domain"}
+        gen = gen | {k.replace("main", "aux") for k in gen if k not in MAIN_ONLY and f"{name}:{k}" not in MAIN_ONLY}
         disc = disc | {k.replace("main", "aux") for k in disc}
     return gen, disc
 
@@ -84,7 +88,7 @@ def _zero_grads(*modules: nn.Module) -> None:
 
 
 # open-set methods need a (K+1)-way model with a gradient-reversal hook: tests/test_openset.py covers them
-CLOSED_SET = [n for n in METHODS.names() if not getattr(METHODS.get(n), "unknown_head", False)]
+CLOSED_SET = [n for n in METHODS.names() if not METHODS.get(n).unknown_head]
 
 
 def test_expected_table_covers_registry() -> None:
@@ -114,7 +118,7 @@ def test_method_forward_backward(name: str, multi_level: bool) -> None:
 
     d_losses = method.discriminator_step(cache)
     assert set(d_losses) == disc_names
-    assert (len(method.discriminator_parameters()) > 0) == bool(disc_names)
+    assert (len(method.discriminator_parameters()) > 0) == bool(disc_names) == method.has_discriminators
     if d_losses:
         _zero_grads(model, method)
         sum(d_losses.values()).backward()
@@ -238,9 +242,10 @@ def test_grl_schedule_values() -> None:
     assert grl_schedule(1.0) == pytest.approx(0.99991, abs=1e-5)
     assert grl_schedule(0.5) == pytest.approx(math.tanh(2.5))
     m = build_method("dann", num_classes=K, feat_channels=FEAT, grl_max=0.5)
-    assert m.grl_lambda(1.0) == pytest.approx(0.5 * grl_schedule(1.0))
+    assert m.grl_coefficient(1.0) == pytest.approx(0.5 * grl_schedule(1.0))
+    assert build_method("dann", num_classes=K, feat_channels=FEAT, grl_warmup=False).grl_coefficient(0.0) == 1.0
     with pytest.raises(ValueError, match="progress"):
-        m.grl_lambda(1.5)
+        m.grl_coefficient(1.5)
 
 
 @pytest.mark.parametrize("progress", [0.2, 1.0])
@@ -308,3 +313,80 @@ def test_missing_cache_key_is_reported() -> None:
     method = _build("advent", StubSegmenter())
     with pytest.raises(KeyError, match="src_main"):
         method.discriminator_step({})
+
+
+# ------------------------------------------------------------------ one shape: declarations, presets, from_config
+def test_entropy_presets_are_one_class_with_todays_defaults() -> None:
+    built = {n: build_method(n, num_classes=K) for n in ("minent", "advent", "advent_minent")}
+    assert {type(m) for m in built.values()} == {AdvEnt}
+    flags = {n: (m.adversarial, m.entropy, m.has_discriminators) for n, m in built.items()}
+    assert flags == {"minent": (False, True, False), "advent": (True, False, True), "advent_minent": (True, True, True)}
+    for m in built.values():
+        assert (m.lambda_adv, m.lambda_ent) == ({"main": 1e-3, "aux": 2e-4}, {"main": 1e-3, "aux": 2e-4})
+    assert isinstance(METHODS.get("minent"), Preset)
+    assert "disc_ndf" not in inspect.signature(METHODS.get("minent")).parameters  # hidden: MinEnt has no D
+    assert "lambda_ent_main" not in inspect.signature(METHODS.get("advent")).parameters
+    with pytest.raises(TypeError, match="adversarial"):  # a preset's fixed flags cannot be overridden
+        build_method("minent", num_classes=K, adversarial=True)
+
+
+def test_preset_defaults_can_be_overridden_where_not_fixed() -> None:
+    assert build_method("osbp_minent", num_classes=K).entropy
+    assert not build_method("osbp_minent", num_classes=K, entropy=False).entropy
+    assert build_method("osbp_advent", num_classes=K).has_discriminators
+    assert not build_method("osbp", num_classes=K).has_discriminators
+
+
+def test_declarations_of_every_method() -> None:
+    table = {n: (m.uses_source, m.uses_target, m.uses_target_labels, m.unknown_head, m.needs_features,
+                 tuple(m.derived_args)) for n in METHODS.names() for m in [METHODS.get(n)]}
+    assert table["source_only"][:3] == (True, False, False) and table["oracle"][:3] == (False, True, True)
+    assert table["dann"][4:] == (True, ("num_classes", "feat_channels"))
+    assert table["fda"][5] == ("num_classes", "pixel_mean", "pixel_std")
+    assert [n for n, t in table.items() if t[3]] == ["osbp", "osbp_advent", "osbp_minent"]
+    for name in METHODS.names():  # a default build has what its class (or preset) declares
+        built = build_method(name, num_classes=K, **({"feat_channels": FEAT} if name == "dann" else {}))
+        assert built.has_discriminators == METHODS.get(name).has_discriminators, name
+    for name, (*_, derived) in table.items():
+        assert set(derived) <= set(inspect.signature(METHODS.get(name)).parameters), name
+
+
+def _cfg(method: str, **args):
+    from seg_uda.config import config_from_dict
+
+    return config_from_dict({"name": "t", "data": {"source": {"type": "gta5", "root": "/x"},
+                                                  "target": {"type": "cityscapes", "root": "/x"}, "num_classes": K},
+                             "model": {"name": "deeplabv2", "encoder_name": "resnet18", "multi_level": True},
+                             "method": {"name": method, **args}})
+
+
+def test_from_config_takes_what_the_method_declares() -> None:
+    from seg_uda.engine.builders import build_method as build_from_config
+
+    model = StubSegmenter(multi_level=True)
+    model.multi_level = True
+    assert METHODS.get("dann").from_config(_cfg("dann", lambda_domain=0.2), model) == {
+        "num_classes": K, "multi_level": True, "feat_channels": FEAT, "lambda_domain": 0.2}
+    # the config's method.multi_level wins over the model's; no model: nothing taken from it
+    assert METHODS.get("minent").from_config(_cfg("minent", multi_level=False), model) == {
+        "num_classes": K, "multi_level": False}
+    assert METHODS.get("advent").from_config(_cfg("advent"), None) == {"num_classes": K}
+    method = build_from_config(_cfg("dann", classifier_hidden=8), model)
+    assert isinstance(method, DANN) and (method.feat_channels, method.multi_level) == (FEAT, True)
+
+
+def test_model_args_need_feat_channels_only_when_declared() -> None:
+    class NoFeat(nn.Module):
+        multi_level = True
+
+    assert METHODS.get("minent").model_args(NoFeat()) == {"multi_level": True}
+    with pytest.raises(AttributeError, match="feat_channels"):
+        METHODS.get("dann").model_args(NoFeat())
+
+
+def test_new_method_files_register_without_editing_the_package() -> None:
+    from pathlib import Path
+
+    import seg_uda.methods as pkg
+
+    assert "fda" in METHODS.names() and "fda" not in Path(pkg.__file__).read_text()

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from seg_uda.models import (ASPP_IMPLS, MODELS, ASPPClassifier, DeepLabV2, DeepLabV3Plus, FCDiscriminator, build_model,
-                            list_models, set_aspp_impl)
+from seg_uda.models import (ASPP_IMPLS, MODELS, ASPPClassifier, DeepLabV2, DeepLabV3Plus, DomainClassifier,
+                            FCDiscriminator, build_model, list_models, set_aspp_impl)
 from seg_uda.models.batchnorm import BN_POLICIES, apply_bn_policy, is_batchnorm
 
 torch.set_num_threads(1)
@@ -200,6 +200,17 @@ def test_discriminator_structure() -> None:
     assert isinstance(list(d.layers)[-1], nn.Conv2d)  # no activation after the classifier
     with pytest.raises(ValueError, match="7"):
         d(torch.randn(1, 3, 32, 32))
+
+
+def test_domain_classifier_structure() -> None:
+    """DANN's per-location classifier: 3x3 -> ReLU -> 3x3 -> ReLU -> 1x1, one logit per feature location."""
+    d = DomainClassifier(in_channels=6, hidden=5)
+    convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(6, 5, (3, 3)), (5, 5, (3, 3)),
+                                                                               (5, 1, (1, 1))]
+    assert d(torch.randn(2, 6, 7, 9)).shape == (2, 1, 7, 9)
+    with pytest.raises(ValueError, match="in_channels"):
+        DomainClassifier(in_channels=0)
 
 
 # ------------------------------------------------------------------------------------------ BatchNorm policies

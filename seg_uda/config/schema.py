@@ -245,8 +245,9 @@ def check_component_kwargs(
     params = {n: p for n, p in sig.parameters.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL,)}
     accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
     valid = [n for n, p in params.items() if p.kind != p.VAR_KEYWORD and n not in injected]
+    target = inspect.unwrap(factory)  # a registry preset wraps its class
     try:
-        hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
     except Exception:  # unresolvable annotations: skip type checks, still check names
         hints = {}
     out: Dict[str, Any] = {}
@@ -282,7 +283,7 @@ def _registry_get(registry: Any, name: Any, key: str) -> Any:
 
 DATASET_INJECTED = ("transform", "num_classes")
 MODEL_INJECTED = ("num_classes", "bn_policy")
-METHOD_INJECTED = ("num_classes", "feat_channels")
+# methods declare theirs: UDAMethod.derived_args (filled in by the method's from_config)
 
 
 def validate_components(cfg: Config) -> Config:
@@ -311,16 +312,15 @@ def validate_components(cfg: Config) -> Config:
     model_cls = _registry_get(MODELS, cfg.model.name, "model.name")
     cfg.model.args = check_component_kwargs(model_cls, cfg.model.args, "model", MODEL_INJECTED)
     method_cls = _registry_get(METHODS, cfg.method.name, "method.name")
-    cfg.method.args = check_component_kwargs(method_cls, cfg.method.args, "method", METHOD_INJECTED)
-    if getattr(method_cls, "unknown_head", False) and not cfg.data.openset.enabled:
+    cfg.method.args = check_component_kwargs(method_cls, cfg.method.args, "method", tuple(method_cls.derived_args))
+    if method_cls.unknown_head and not cfg.data.openset.enabled:
         raise ConfigError(f"method '{cfg.method.name}' is open-set: set data.openset.enabled=true "
                           "(and data.openset.private_classes / data.val.load_private)")
 
     need = []
-    if getattr(method_cls, "uses_source", True) and cfg.data.source is None:
+    if method_cls.uses_source and cfg.data.source is None:
         need.append("data.source")
-    if (getattr(method_cls, "uses_target", True) or getattr(method_cls, "uses_target_labels", False)) \
-            and cfg.data.target is None:
+    if (method_cls.uses_target or method_cls.uses_target_labels) and cfg.data.target is None:
         need.append("data.target")
     if need:
         raise ConfigError(f"method '{cfg.method.name}' needs {' and '.join(need)}, which is not set")

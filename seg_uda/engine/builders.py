@@ -60,11 +60,10 @@ def num_known_classes(cfg: Config) -> int:
 
 
 def model_num_outputs(cfg: Config) -> int:
-    """Segmenter output channels: K, plus one *unknown* channel for open-set methods (``unknown_head``)."""
+    """Segmenter output channels: K, plus one *unknown* channel when the method declares ``unknown_head``."""
     from ..methods import METHODS
 
-    extra = 1 if getattr(METHODS.get(cfg.method.name), "unknown_head", False) else 0
-    return num_known_classes(cfg) + extra
+    return num_known_classes(cfg) + int(METHODS.get(cfg.method.name).unknown_head)
 
 
 def build_model(cfg: Config) -> nn.Module:
@@ -84,22 +83,18 @@ def model_multi_level(model: nn.Module) -> bool:
 
 
 def build_method(cfg: Config, model: Optional[nn.Module] = None) -> nn.Module:
-    """The UDA method; `multi_level` follows the model unless the method config sets it."""
+    """The UDA method from its `from_config` (K, the method keys, what it declares it takes from the model);
+    `multi_level` follows the model unless the method config sets it."""
     from ..methods import METHODS
 
     factory = METHODS.get(cfg.method.name)
-    kwargs = dict(cfg.method.args)
-    params = inspect.signature(factory).parameters
-    if "multi_level" in params and "multi_level" not in kwargs and model is not None:
-        kwargs["multi_level"] = model_multi_level(model)
-    if "feat_channels" in params and "feat_channels" not in kwargs and model is not None:
-        kwargs["feat_channels"] = model.feat_channels
+    kwargs = factory.from_config(cfg, model)
     if kwargs.get("multi_level") and model is not None and not model_multi_level(model):
         from ..config import ConfigError
 
         raise ConfigError(f"method.multi_level=true needs a multi-level model, but model "
                           f"'{cfg.model.name}' has no auxiliary output (set model.multi_level=true)")
-    return factory(num_classes=num_known_classes(cfg), **kwargs)
+    return factory(**kwargs)
 
 
 def segmenter_param_groups(cfg: Config, model: nn.Module, method: nn.Module) -> List[Dict[str, Any]]:
@@ -125,6 +120,6 @@ def build_optimizers(cfg: Config, model: nn.Module, method: nn.Module
     o = cfg.optim
     opt = torch.optim.SGD(segmenter_param_groups(cfg, model, method), lr=o.lr, momentum=o.momentum,
                           weight_decay=o.weight_decay, nesterov=o.nesterov)
-    d_params = list(method.discriminator_parameters())
+    d_params = list(method.discriminator_parameters()) if method.has_discriminators else []
     d_opt = torch.optim.Adam(d_params, lr=o.disc_lr, betas=tuple(o.disc_betas)) if d_params else None
     return opt, d_opt

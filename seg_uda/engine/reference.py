@@ -12,16 +12,16 @@ from typing import Any, Dict
 
 import torch
 
-from ..methods.advent import EntropyTerms
+from ..methods.advent import AdvEnt
 from ..methods.base import frozen
-from ..methods.losses import seg_loss
+from ..methods.supervised import SourceOnly
 
 __all__ = ["reference_advent_step", "check_reference_method"]
 
 
 def check_reference_method(method: Any) -> None:
     """Raise unless ``method`` is one the reference loop covers (source-only or the ADVENT family)."""
-    if not (isinstance(method, EntropyTerms) or type(method).__name__ == "SourceOnly"):
+    if not isinstance(method, (AdvEnt, SourceOnly)):
         raise TypeError(f"the reference loop covers source-only and ADVENT methods, not {type(method).__name__}")
 
 
@@ -50,23 +50,19 @@ def reference_advent_step(trainer: Any, source: Dict[str, torch.Tensor], target:
         trainer.d_optimizer.zero_grad(set_to_none=True)
     values: Dict[str, float] = {}
     discs = getattr(method, "discriminators", None)
-    weights = {"main": method.lambda_seg_main, "aux": method.lambda_seg_aux}
 
     with frozen(discs):  # "UDA training: only train segnet", as the paper code
         src_out = model(source["image"])
-        terms = {f"seg_{lv}": weights[lv] * seg_loss(method.level_logits(src_out, lv), source["label"])
-                 for lv in method.levels}
+        terms = method.seg_losses(src_out, source["label"])
         _backward(sum(terms.values()), values, terms)
-        if isinstance(method, EntropyTerms) and (method.adversarial or method.entropy):
+        cache: Dict[str, torch.Tensor] = {}
+        if isinstance(method, AdvEnt):
             tgt_out = model(target["image"])
-            terms, cache = method._target_terms(tgt_out, target["image"].shape[-2:])
+            terms, cache = method.target_terms(tgt_out, target["image"].shape[-2:])
             _backward(sum(terms.values()), values, terms)
-        else:
-            cache = {}
 
-    if discs is not None:  # the method's own D losses; the paper code backpropagates each domain's half alone
-        src_maps = method._source_maps({k: v.detach() for k, v in src_out.items() if v is not None},
-                                       source["image"].shape[-2:])
+    if method.has_discriminators:  # the method's own D losses; the paper code backpropagates each domain's half alone
+        src_maps = method.source_maps(src_out, source["image"].shape[-2:])  # detached maps, no graph
         d_terms = method.discriminator_step({**src_maps, **cache})
         for domain in ("src", "tgt"):
             terms = {k: v for k, v in d_terms.items() if k.endswith(f"_{domain}")}
@@ -74,5 +70,5 @@ def reference_advent_step(trainer: Any, source: Dict[str, torch.Tensor], target:
 
     for opt in (trainer.optimizer, trainer.d_optimizer):
         if opt is not None:
-            trainer._clip_and_step(opt)  # the trainer's clipping and step (no scaler in FP32)
+            trainer.clip_and_step(opt)  # the trainer's clipping and step (no scaler in FP32)
     return values

@@ -156,7 +156,7 @@ class Trainer:
             self.last_diagnostics = step_diagnostics(self.model, self.method, losses, cache)  # before backward
         self.scaler.scale(sum(losses.values())).backward()
         dist.average_gradients(list(self.method.extra_parameters()))
-        self._clip_and_step(self.optimizer)
+        self.clip_and_step(self.optimizer)
 
         if self.d_optimizer is not None:
             self.d_optimizer.zero_grad(set_to_none=True)
@@ -167,12 +167,13 @@ class Trainer:
                 return {}
             self.scaler.scale(sum(d_losses.values())).backward()
             dist.average_gradients(list(self.method.discriminator_parameters()))
-            self._clip_and_step(self.d_optimizer)
+            self.clip_and_step(self.d_optimizer)
             values.update(d_values)
         self.scaler.update()
         return values
 
-    def _clip_and_step(self, optimizer: torch.optim.Optimizer) -> None:
+    def clip_and_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip the gradients to optim.grad_clip (unscaled first) when set, then step through the scaler."""
         if self.cfg.optim.grad_clip:
             self.scaler.unscale_(optimizer)
             params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -231,6 +232,7 @@ class Trainer:
                 if it % s.log_interval == 0 or it == s.max_iters:
                     means = {k: float(np.mean(v)) for k, v in running.items()}
                     lrs = {f"lr_{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
+                    lrs.update({"lr_disc": g["lr"] for g in (self.d_optimizer.param_groups if self.d_optimizer else [])})
                     self.logger.log("train", it, {**means, **lrs, "nonfinite_skips": self.nonfinite_skips})
                     running.clear()
                 if s.image_log_interval and it % s.image_log_interval == 0:

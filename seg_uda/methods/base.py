@@ -5,7 +5,7 @@ A method only computes losses; the trainer owns the loop, optimizers, precision,
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from torch import Tensor, nn
 
@@ -45,13 +45,20 @@ def frozen(*modules: nn.Module | None) -> Iterator[None]:
 class UDAMethod(nn.Module):
     """Computes one method's losses for a step; owns the method's own modules (discriminators, domain classifiers).
 
-    Subclasses implement `generator_step`; adversarial ones also `discriminator_step` and
-    `discriminator_parameters`. All returned losses are already weighted: the trainer sums them.
+    A method is one file in this package (imported automatically): a subclass registered in `METHODS` that
+    implements `generator_step` (adversarial ones also `discriminator_step` / `discriminator_parameters`) and
+    declares below what it needs. The engine reads only these declarations and `from_config`, never the
+    constructor's signature. All returned losses are already weighted: the trainer sums them.
     """
 
-    uses_source: bool = True  # needs labelled source batches
-    uses_target: bool = True  # needs target images
-    uses_target_labels: bool = False  # oracle only
+    # ---- declarations (class attributes), read by config validation, the builders and the trainer
+    uses_source: bool = True  # labelled source batches
+    uses_target: bool = True  # target images
+    uses_target_labels: bool = False  # target labels too (the oracle)
+    unknown_head: bool = False  # a (K+1)-way segmenter whose last output is *unknown* (open-set)
+    needs_features: bool = False  # the model's "feat" output; `from_config` passes model.feat_channels
+    has_discriminators: bool = False  # discriminators with their own (Adam) optimizer; an instance may refine it
+    derived_args: tuple[str, ...] = ("num_classes",)  # constructor args `from_config` fills in; not config keys
 
     def __init__(
         self,
@@ -68,6 +75,28 @@ class UDAMethod(nn.Module):
         self.lambda_seg_main = float(lambda_seg_main)
         self.lambda_seg_aux = float(lambda_seg_aux)
         self._last_seen: dict[str, tuple[Tensor, Tensor | None, tuple[int, int]]] = {}  # for `diagnostics`
+
+    @classmethod
+    def from_config(cls, cfg: Any, model: nn.Module | None = None) -> dict[str, Any]:
+        """Constructor kwargs (detectron2's pattern): the config's method keys, K known classes, `model_args`."""
+        from seg_uda.openset.remap import protocol_from_config  # K = data.num_classes minus open-set private ones
+
+        protocol = protocol_from_config(cfg)
+        num_classes = cfg.data.num_classes if protocol is None else protocol.num_known
+        return {**cls.model_args(model), **cfg.method.args, "num_classes": num_classes}
+
+    @classmethod
+    def model_args(cls, model: nn.Module | None) -> dict[str, Any]:
+        """What the declarations take from the model: `multi_level` (its aux output) and, if needed, `feat_channels`."""
+        if model is None:
+            return {}
+        out: dict[str, Any] = {"multi_level": bool(getattr(model, "multi_level", False))}
+        if cls.needs_features:
+            if not hasattr(model, "feat_channels"):
+                raise AttributeError(f"{cls.__name__} needs the model's 'feat' output, but "
+                                     f"{type(model).__name__} has no 'feat_channels'")
+            out["feat_channels"] = int(model.feat_channels)
+        return out
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -112,21 +141,22 @@ class UDAMethod(nn.Module):
         return out
 
     # ----------------------------------------------------------------- helpers for subclasses
-    def forward_model(self, model: nn.Module, batch: Batch, domain: str) -> dict[str, Tensor]:
-        """Run `model` on `batch["image"]` and check its output dict has what this method needs."""
+    def forward_model(self, model: nn.Module, batch: Batch | None, domain: str, **model_kwargs: Any
+                      ) -> dict[str, Tensor]:
+        """Run `model(batch["image"], **model_kwargs)` and check its output dict has what this method needs."""
         image = self.batch_item(batch, "image", domain)
         if image.dim() != 4:
             raise ValueError(f"{domain}['image'] must have shape [N,3,H,W], got shape {tuple(image.shape)}")
-        out = model(image)
+        out = model(image, **model_kwargs)
         if isinstance(out, Mapping) and "out" in out:
             self._last_seen[domain] = (out["out"].detach(), batch.get("label"), tuple(image.shape[-2:]))
         if not isinstance(out, Mapping) or "out" not in out:
             got = sorted(out) if isinstance(out, Mapping) else type(out).__name__
             raise TypeError(f"{type(self).__name__}: the model must return a dict with key 'out', got {got}")
-        if out["out"].shape[1] != self.num_classes:
+        if out["out"].shape[1] != self.num_classes + int(self.unknown_head):
             raise ValueError(
                 f"{type(self).__name__}: model output 'out' has {out['out'].shape[1]} channels "
-                f"but num_classes={self.num_classes}"
+                f"but num_classes={self.num_classes}" + (" plus the unknown channel" if self.unknown_head else "")
             )
         if self.multi_level and out.get("aux") is None:
             raise ValueError(

@@ -2,98 +2,54 @@
 features, trained through a gradient-reversal layer in the same backward pass as the segmenter."""
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 from torch import Tensor, nn
 
-from seg_uda.models.grl import grad_reverse
+from seg_uda.models.discriminator import DomainClassifier
+from seg_uda.models.grl import GRLSchedule, grad_reverse, grl_schedule
 
 from .base import METHODS, SOURCE_LABEL, TARGET_LABEL, Batch, UDAMethod
 from .diagnostics import binary_accuracy
 from .losses import bce_with_logits
 
-__all__ = ["DANN", "DomainClassifier", "grl_schedule"]
-
-
-def grl_schedule(progress: float, gamma: float = 10.0) -> float:
-    """DANN's reversal-strength schedule lambda_p = 2 / (1 + exp(-gamma * p)) - 1: 0 at p=0, ~1 at p=1."""
-    return 2.0 / (1.0 + math.exp(-gamma * float(progress))) - 1.0
-
-
-class DomainClassifier(nn.Module):
-    """Fully-convolutional per-location domain classifier: 3x3 conv -> ReLU -> 3x3 conv -> ReLU -> 1x1 conv (1 logit)."""
-
-    def __init__(self, in_channels: int, hidden: int = 256) -> None:
-        super().__init__()
-        if int(in_channels) < 1 or int(hidden) < 1:
-            raise ValueError(f"DomainClassifier: in_channels and hidden must be >= 1, got {in_channels}, {hidden}")
-        self.net = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, kernel_size=3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, hidden, kernel_size=3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, 1, kernel_size=1),
-        )
-
-    def forward(self, feat: Tensor) -> Tensor:
-        """Domain logits [N,1,h,w] for features [N,C,h,w] (source = 0, target = 1)."""
-        return self.net(feat)
+__all__ = ["DANN", "grl_schedule"]
 
 
 @METHODS.register("dann")
 class DANN(UDAMethod):
     """Source cross-entropy plus a domain-adversarial loss on the model's "feat" output (source 0 / target 1).
 
-    The domain classifier (`extra_parameters()`) trains with the segmenter optimizer in the same backward;
-    the gradient-reversal layer hands the features `-lambda_p * grl_max` times the domain-loss gradient,
-    with lambda_p = 2/(1+exp(-gamma p)) - 1 ramping from 0 to ~1 over training.
-
-    Default `lambda_domain=0.1`: the weighted domain BCE (~0.69 at chance) scales the gradient of both the
-    classifier and, through the GRL, the shared features. Per-pixel BCE and CE gradients have comparable
-    magnitudes, so 0.1 keeps the reversed gradient on the features an order of magnitude below the
-    segmentation gradient (the features serve both terms), while still letting the SGD-trained classifier
-    learn at head LR; ADVENT's output-level 1e-3 would leave the classifier essentially untrained, because
-    here the same weight also scales the classifier's own gradient (ADVENT's D has its own unweighted Adam
-    step). To weaken only the feature-side signal, lower `grl_max` instead.
+    The domain classifier (`extra_parameters()`) trains with the segmenter optimizer in the same backward; the
+    features get `-grl_coefficient(p)` times the domain-loss gradient (`seg_uda.models.grl`: grl_max, ramped).
+    `lambda_domain=0.1` scales the gradient of both the classifier and, through the GRL, the features: it keeps the
+    reversed gradient an order of magnitude below the segmentation one while the SGD-trained classifier still
+    learns at head LR (ADVENT's 1e-3 would leave it untrained). To weaken only the feature side, lower `grl_max`.
     """
 
-    uses_source = True
-    uses_target = True
-    uses_target_labels = False
+    needs_features = True
+    derived_args = ("num_classes", "feat_channels")
 
-    def __init__(
-        self,
-        num_classes: int,
-        feat_channels: int,
-        multi_level: bool = False,
-        lambda_seg_main: float = 1.0,
-        lambda_seg_aux: float = 0.1,
-        lambda_domain: float = 0.1,
-        grl_max: float = 1.0,
-        grl_gamma: float = 10.0,
-        classifier_hidden: int = 256,
-    ) -> None:
+    def __init__(self, num_classes: int, feat_channels: int, multi_level: bool = False, lambda_seg_main: float = 1.0,
+                 lambda_seg_aux: float = 0.1, lambda_domain: float = 0.1, grl_max: float = 1.0,
+                 grl_warmup: bool = True, grl_gamma: float = 10.0, classifier_hidden: int = 256) -> None:
         super().__init__(num_classes, multi_level, lambda_seg_main, lambda_seg_aux)
         self.feat_channels = int(feat_channels)
         self.lambda_domain = float(lambda_domain)
-        self.grl_max = float(grl_max)
-        self.grl_gamma = float(grl_gamma)
+        self.grl = GRLSchedule(grl_max, grl_warmup, grl_gamma)
         self.domain_classifier = DomainClassifier(self.feat_channels, hidden=classifier_hidden)
 
-    def grl_lambda(self, progress: float) -> float:
-        """Reversal coefficient at this training progress: grl_max * lambda_p."""
-        return self.grl_max * grl_schedule(self.check_progress(progress), self.grl_gamma)
+    def grl_coefficient(self, progress: float) -> float:
+        """The reversal coefficient at this training progress (iteration / max_iters)."""
+        return self.grl(self.check_progress(progress))
 
     def domain_loss(self, feat_src: Tensor, feat_tgt: Tensor, progress: float) -> Tensor:
         """Weighted domain BCE (mean of source->0 and target->1) on gradient-reversed features."""
-        lambd = self.grl_lambda(progress)
+        lambd = self.grl_coefficient(progress)
         for name, feat in (("source", feat_src), ("target", feat_tgt)):
             if feat.dim() != 4 or feat.shape[1] != self.feat_channels:
-                raise ValueError(
-                    f"DANN: {name} 'feat' must be [N,{self.feat_channels},h,w] (feat_channels={self.feat_channels}), "
-                    f"got shape {tuple(feat.shape)}"
-                )
+                raise ValueError(f"DANN: {name} 'feat' must be [N,{self.feat_channels},h,w] "
+                                 f"(feat_channels={self.feat_channels}), got shape {tuple(feat.shape)}")
         d_src = self.domain_classifier(grad_reverse(feat_src, lambd))
         d_tgt = self.domain_classifier(grad_reverse(feat_tgt, lambd))
         self._last_domain_logits = (d_src.detach(), d_tgt.detach())  # for `diagnostics`
@@ -126,7 +82,5 @@ class DANN(UDAMethod):
         return out
 
     def extra_repr(self) -> str:
-        return (
-            f"{super().extra_repr()}, feat_channels={self.feat_channels}, lambda_domain={self.lambda_domain}, "
-            f"grl_max={self.grl_max}, grl_gamma={self.grl_gamma}"
-        )
+        return (f"{super().extra_repr()}, feat_channels={self.feat_channels}, lambda_domain={self.lambda_domain}, "
+                f"{self.grl!r}")

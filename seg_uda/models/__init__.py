@@ -12,8 +12,8 @@ MODELS = Registry("model")
 from .batchnorm import BN_POLICIES, apply_bn_policy  # noqa: E402
 from .deeplabv2 import ASPP_IMPLS, ASPPClassifier, DeepLabV2, set_aspp_impl  # noqa: E402
 from .deeplabv3plus import DeepLabV3Plus  # noqa: E402
-from .discriminator import FCDiscriminator  # noqa: E402
-from .grl import GradientReversal, grad_reverse  # noqa: E402
+from .discriminator import DomainClassifier, FCDiscriminator  # noqa: E402
+from .grl import GradientReversal, GRLSchedule, grad_reverse, grl_schedule  # noqa: E402
 from .pretrained import LITE0_OFFLINE, PretrainedWeightsError, load_lite0_offline_state_dict  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def list_models() -> List[str]:
 
 __all__ = [
     "MODELS", "build_model", "list_models", "DeepLabV2", "DeepLabV3Plus", "ASPPClassifier", "ASPP_IMPLS", "set_aspp_impl",
-    "FCDiscriminator",
-    "GradientReversal", "grad_reverse", "apply_bn_policy", "BN_POLICIES", "LITE0_OFFLINE",
+    "FCDiscriminator", "DomainClassifier",
+    "GradientReversal", "GRLSchedule", "grad_reverse", "grl_schedule", "apply_bn_policy", "BN_POLICIES", "LITE0_OFFLINE",
     "PretrainedWeightsError", "load_lite0_offline_state_dict",
 ]

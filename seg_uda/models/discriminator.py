@@ -1,4 +1,5 @@
-"""ADVENT's fully-convolutional domain discriminator (Tsai et al. 2018 / Vu et al. 2019)."""
+"""Domain discriminators: ADVENT's fully-convolutional one (Tsai et al. 2018 / Vu et al. 2019) on output maps, and
+DANN's per-location domain classifier on features (Ganin & Lempitsky 2015)."""
 from __future__ import annotations
 
 import torch
@@ -29,3 +30,23 @@ class FCDiscriminator(nn.Module):
             raise ValueError(
                 f"FCDiscriminator expects [N,{self.in_channels},H,W] input, got {tuple(x.shape)}")
         return self.layers(x)
+
+
+class DomainClassifier(nn.Module):
+    """Fully-convolutional per-location domain classifier: 3x3 conv -> ReLU -> 3x3 conv -> ReLU -> 1x1 conv (1 logit)."""
+
+    def __init__(self, in_channels: int, hidden: int = 256) -> None:
+        super().__init__()
+        if int(in_channels) < 1 or int(hidden) < 1:
+            raise ValueError(f"DomainClassifier: in_channels and hidden must be >= 1, got {in_channels}, {hidden}")
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, 1, kernel_size=1),
+        )
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        """Domain logits [N,1,h,w] for features [N,C,h,w] (source = 0, target = 1)."""
+        return self.net(feat)

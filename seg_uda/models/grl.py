@@ -1,6 +1,12 @@
-"""Gradient reversal layer (Ganin & Lempitsky, DANN): identity forward, gradient times -lambda backward."""
+"""Gradient reversal layer (Ganin & Lempitsky, DANN): identity forward, gradient times -lambda backward.
+
+One naming scheme for every method: ``grl_max`` is the largest reversal coefficient, ``grl_warmup`` ramps it in with
+DANN's schedule (steepness ``grl_gamma``), and ``GRLSchedule(progress)`` is the coefficient lambda at that point of
+training, the value handed to `grad_reverse` (and to a model's ``forward(x, grl_lambda=lambda)``).
+"""
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Tuple
 
 import torch
@@ -37,3 +43,23 @@ class GradientReversal(nn.Module):
 
     def extra_repr(self) -> str:
         return f"lambd={self.lambd}"
+
+
+def grl_schedule(progress: float, gamma: float = 10.0) -> float:
+    """DANN's ramp lambda_p = 2 / (1 + exp(-gamma * p)) - 1: 0 at p=0, ~1 at p=1."""
+    return 2.0 / (1.0 + math.exp(-gamma * float(progress))) - 1.0
+
+
+class GRLSchedule:
+    """The reversal coefficient over training: ``grl_max * grl_schedule(p, grl_gamma)``; ``grl_max`` without warm-up."""
+
+    def __init__(self, grl_max: float = 1.0, grl_warmup: bool = True, grl_gamma: float = 10.0) -> None:
+        if float(grl_max) < 0:
+            raise ValueError(f"GRLSchedule: grl_max must be >= 0, got {grl_max}")
+        self.grl_max, self.grl_warmup, self.grl_gamma = float(grl_max), bool(grl_warmup), float(grl_gamma)
+
+    def __call__(self, progress: float) -> float:
+        return self.grl_max * (grl_schedule(progress, self.grl_gamma) if self.grl_warmup else 1.0)
+
+    def __repr__(self) -> str:
+        return f"grl_max={self.grl_max}, grl_warmup={self.grl_warmup}, grl_gamma={self.grl_gamma}"
