@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo clean
+.PHONY: install test test-fast demo clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Everything but the tests marked slow (subprocesses, torchrun, longer training runs): under a minute on 2 cores.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 # The main job on the embedded benchmark: generate SynthCity, train source-only and
 # AdvEnt+MinEnt, evaluate both, write the comparison chart and the HTML report.

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 $PY tools/benchmark.py gemm
-$PY bench/bench_aspp.py   # the classifier alone: dilated convolutions vs one GEMM
+$PY tools/benchmark.py aspp   # the classifier alone: dilated convolutions vs one GEMM
 # the paper-size AdvEnt iteration: ADVENT's FP32 loop vs ours (DeepLab-v2 ResNet-101, 640x360 / 512x256, batch 1)
 $PY tools/benchmark.py train configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml model.encoder_weights=null \
     --source-size 640 360 --target-size 512 256 --iters 5

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import tiny_cfg_dict
 from seg_uda.config import ConfigError, config_from_dict, load_config
 from seg_uda.data import SYNTHIA13_CLASSES
 from seg_uda.engine.lr import build_poly_lr, poly_lr_factor
@@ -61,25 +62,13 @@ def test_poly_horizon_shorter_than_the_run_is_rejected():
 
 
 def tiny_cfg(root, method="advent", **sections):
-    d = {
-        "name": f"tiny_{method}", "seed": 0,
-        "data": {
-            "source": {"type": "gta5", "root": str(root / "game")},
-            "target": {"type": "cityscapes", "root": str(root / "real"), "split": "train"},
-            "val": {"type": "cityscapes", "root": str(root / "real"), "split": "val"},
-            "source_size": [64, 48], "target_size": [64, 32], "val_size": [64, 32], "num_workers": 0,
-        },
-        "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True},
-        "method": {"name": method},
-        "optim": {"lr": 1e-3, "disc_lr": 1e-3, "disc_poly": True},
-        "schedule": {"max_iters": 4, "poly_horizon": 10, "eval_interval": 0, "ckpt_interval": 2,
-                     "log_interval": 1, "keep_last": 5},
-    }
-    for k, v in sections.items():
-        d[k].update(v)
-    return config_from_dict(d)
+    """The shared tiny config with a poly-decayed discriminator LR over a 10-iteration horizon."""
+    optim = {"disc_lr": 1e-3, "disc_poly": True, **sections.pop("optim", {})}
+    schedule = {"poly_horizon": 10, "keep_last": 5, **sections.pop("schedule", {})}
+    return config_from_dict(tiny_cfg_dict(root, method, optim=optim, schedule=schedule, **sections))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reference", [False, True])
 def test_both_loops_decay_the_discriminator_lr(synthcity, tmp_path, reference):
     torch.set_num_threads(1)
@@ -106,6 +95,7 @@ def test_constant_discriminator_lr_unless_disc_poly(synthcity, tmp_path):
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.9 ** 0.9)  # horizon 10, it 1
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_discriminator_schedule_exact(synthcity, tmp_path):
     torch.set_num_threads(1)
     cfg = tiny_cfg(synthcity)

@@ -10,13 +10,13 @@ import pytest
 import torch
 import yaml
 
+from conftest import tiny_cfg_dict
+from seg_uda.benchmarks.train import synthetic_batches
 from seg_uda.config import config_from_dict, resolved_dict
 from seg_uda.engine.reference import reference_advent_step
 from seg_uda.engine.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from benchmark import _synthetic_batches  # noqa: E402
 
 
 def _cfg(method: str, aspp_impl: str = "conv", **optim) -> object:
@@ -34,9 +34,10 @@ def _cfg(method: str, aspp_impl: str = "conv", **optim) -> object:
 
 def _trainer(cfg, tmp_path: Path, name: str) -> Trainer:
     return Trainer(cfg, work_dir=tmp_path / name, progress=False,
-                   batches=_synthetic_batches(cfg, torch.device("cpu"), False))
+                   batches=synthetic_batches(cfg, torch.device("cpu"), False))
 
 
+@pytest.mark.slow  # 5 cases x 2 trainers x 2 iterations
 @pytest.mark.parametrize("method,aspp_impl", [("source_only", "conv"), ("minent", "conv"), ("advent", "conv"),
                                               ("advent_minent", "conv"), ("advent", "gemm")])
 def test_reference_loop_equals_trainer_step_in_fp32(method, aspp_impl, tmp_path):
@@ -62,7 +63,7 @@ def test_reference_loop_equals_trainer_step_in_fp32(method, aspp_impl, tmp_path)
 
 def test_reference_trainer_uses_the_paper_codes_convolutions(tmp_path):
     t = Trainer(_cfg("advent", "gemm"), work_dir=tmp_path / "ref", progress=False, reference=True,
-                batches=_synthetic_batches(_cfg("advent"), torch.device("cpu"), False))
+                batches=synthetic_batches(_cfg("advent"), torch.device("cpu"), False))
     assert {m.impl for m in t.model.modules() if hasattr(m, "conv2d_list")} == {"conv"}
 
 
@@ -76,6 +77,7 @@ def test_reference_loop_rejects_autocast_and_other_methods(tmp_path):
         reference_advent_step(t, next(t.source_iter), next(t.target_iter))
 
 
+@pytest.mark.slow
 def test_benchmark_train_prints_table_and_saves_json(tmp_path):
     cfg_path = tmp_path / "bench.yaml"
     cfg_path.write_text(yaml.safe_dump(resolved_dict(_cfg("advent"))))
@@ -95,6 +97,7 @@ def test_benchmark_train_prints_table_and_saves_json(tmp_path):
     assert (out / "train_bench.md").read_text().startswith("### train step")
 
 
+@pytest.mark.slow
 def test_benchmark_methods_one_row_per_config(tmp_path):
     paths = []
     for method in ("source_only", "advent"):
@@ -113,6 +116,7 @@ def test_benchmark_methods_one_row_per_config(tmp_path):
     assert [r["images_per_iter"] for r in rows] == [1, 2]  # source-only reads no target batch
 
 
+@pytest.mark.slow
 def test_benchmark_infer_compares_aspp_impls(tmp_path):
     cfg_path = tmp_path / "bench.yaml"
     cfg_path.write_text(yaml.safe_dump(resolved_dict(_cfg("advent"))))
@@ -170,18 +174,13 @@ def test_synthcity_results_collect_and_table(tmp_path, capsys):
 
 
 def _synthcity_cfg(root: Path, method: str = "advent", **schedule) -> object:
-    return config_from_dict({
-        "name": "ref", "seed": 0, "device": "cpu",
-        "data": {"source": {"type": "gta5", "root": str(root / "game")},
-                 "target": {"type": "cityscapes", "root": str(root / "real"), "split": "train"},
-                 "val": None, "source_size": [64, 48], "target_size": [64, 32], "num_workers": 0},
-        "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True},
-        "method": {"name": method},
-        "optim": {"lr": 1e-2},
-        "schedule": {"max_iters": 3, "amp": "none", "ckpt_interval": 3, "log_interval": 1, **schedule},
-    })
+    d = tiny_cfg_dict(root, method, name="ref", device="cpu", data={"val": None}, optim={"lr": 1e-2},
+                      schedule={"max_iters": 3, "amp": "none", "ckpt_interval": 3, **schedule})
+    del d["data"]["val_size"], d["schedule"]["eval_interval"]  # no val split: both keep their defaults
+    return config_from_dict(d)
 
 
+@pytest.mark.slow
 def test_train_cli_reference_mode_matches_default_loop_in_fp32(synthcity, tmp_path):
     """tools/train.py --reference trains with ADVENT's loop on real data; in FP32 it logs the same losses."""
     from seg_uda.cli import train as train_tool

@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow  # runs tools/demo.py in a subprocess
 
 
 def test_demo_trains_both_models_and_writes_the_report(synthcity, tmp_path):

@@ -148,6 +148,7 @@ def test_step_diagnostics_entropy_and_histograms_of_the_last_step():
     assert out["gradratio_ent_backbone"] == pytest.approx(norm(grads) / norm(seg), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_diagnostics_are_logged_and_do_not_change_training(synthcity, tmp_path):
     torch.set_num_threads(1)
     runs = {}

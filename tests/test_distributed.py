@@ -23,6 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import tiny_cfg_dict
 from seg_uda.config import config_from_dict, save_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,23 +66,10 @@ def synthcity(tmp_path_factory):
 
 
 def dist_cfg(root: Path, batch_size: int, max_iters: int = ITERS):
-    return config_from_dict({
-        "name": "tiny_dist",
-        "seed": 0,
-        "device": "cpu",
-        "data": {
-            "source": {"type": "gta5", "root": str(root / "game")},
-            "target": {"type": "cityscapes", "root": str(root / "real"), "split": "train"},
-            "val": {"type": "cityscapes", "root": str(root / "real"), "split": "val"},
-            "source_size": [64, 48], "target_size": [64, 32], "val_size": [64, 32],
-            "batch_size": batch_size, "num_workers": 0,
-        },
-        "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None,
-                  "multi_level": True, "bn_policy": "frozen"},
-        "method": {"name": "advent"},
-        "optim": {"lr": 1e-3},
-        "schedule": {"max_iters": max_iters, "eval_interval": 0, "ckpt_interval": 1000, "log_interval": 1},
-    })
+    """The shared tiny AdvEnt config on the CPU: `batch_size` per process, frozen BatchNorm, no periodic checkpoints."""
+    return config_from_dict(tiny_cfg_dict(root, "advent", name="tiny_dist", device="cpu",
+                                          data={"batch_size": batch_size}, model={"bn_policy": "frozen"},
+                                          schedule={"max_iters": max_iters, "ckpt_interval": 1000}))
 
 
 def torchrun(args: list[str], timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -108,6 +96,7 @@ def ddp_run(synthcity, tmp_path_factory):
     return work, proc
 
 
+@pytest.mark.slow
 def test_two_ranks_batch1_match_one_process_batch2(ddp_run, synthcity, tmp_path):
     from seg_uda.engine.trainer import Trainer
 
@@ -132,6 +121,7 @@ def test_two_ranks_batch1_match_one_process_batch2(ddp_run, synthcity, tmp_path)
     assert moved and n_checked > 0
 
 
+@pytest.mark.slow
 def test_seg_loss_counts_valid_pixels_over_ranks():
     """Images with 3 and 40 ignored pixels on 2 ranks: same value and averaged gradient as 1 process x 2."""
     proc = torchrun(["tests/dist_worker.py", "--check-seg-loss"])
@@ -139,6 +129,7 @@ def test_seg_loss_counts_valid_pixels_over_ranks():
     assert proc.stdout.count("matches the single-process batch") == 2
 
 
+@pytest.mark.slow
 def test_only_rank0_logs_and_checkpoints(ddp_run):
     work, proc = ddp_run
     records = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
@@ -147,6 +138,7 @@ def test_only_rank0_logs_and_checkpoints(ddp_run):
     assert proc.stdout.count("final val mIoU") == 1
 
 
+@pytest.mark.slow
 def test_sharded_evaluation_matches_single_process(ddp_run, synthcity, tmp_path):
     from seg_uda.engine.trainer import Trainer
 
@@ -165,6 +157,7 @@ def _ignored_val_pixels(trainer) -> int:
     return int(sum((trainer.val_set[i]["label"] == 255).sum() for i in range(len(trainer.val_set))))
 
 
+@pytest.mark.slow
 def test_failing_rank_fails_the_job_instead_of_hanging(synthcity, tmp_path):
     cfg_path = tmp_path / "config.yaml"
     save_config(dist_cfg(synthcity, batch_size=1, max_iters=50), cfg_path)

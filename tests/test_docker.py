@@ -126,6 +126,7 @@ def test_entrypoint_user_and_base(dockerfile):
         assert "slim" in base[0] and "download.pytorch.org/whl/cpu" in text
 
 
+@pytest.mark.slow
 def test_scripts_are_executable_and_parse():
     for script in (ENTRYPOINT, SLURM):
         assert script.stat().st_mode & stat.S_IXUSR, f"{script} is not executable"
@@ -158,6 +159,7 @@ def run_entrypoint(args, path, **env):
     return proc.stdout.strip()
 
 
+@pytest.mark.slow
 def test_entrypoint_dispatch(stub_path):
     cfg = "configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml"
     assert (REPO / cfg).is_file()

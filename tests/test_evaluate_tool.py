@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_tiny_synthcity
+from conftest import make_tiny_synthcity, tiny_cfg_dict
 from seg_uda.config import config_from_dict
 from seg_uda.engine.checkpoint import CheckpointError
 
@@ -18,23 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def tiny_cfg_dict(root):
-    return {
-        "name": "tiny_eval",
-        "seed": 0,
-        "data": {
-            "source": {"type": "gta5", "root": str(root / "game")},
-            "target": {"type": "cityscapes", "root": str(root / "real"), "split": "train"},
-            "val": {"type": "cityscapes", "root": str(root / "real"), "split": "val"},
-            "source_size": [64, 48], "target_size": [64, 32], "val_size": [64, 32],
-            "num_workers": 0,
-        },
-        "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True},
-        "method": {"name": "source_only"},
-        "optim": {"lr": 1e-3},
-        "schedule": {"max_iters": 2, "eval_interval": 0, "ckpt_interval": 2, "log_interval": 1,
-                     "diagnostics_interval": 1},
-    }
+def eval_cfg_dict(root):
+    """The shared tiny config: source-only, 2 iterations with alignment diagnostics every iteration."""
+    return tiny_cfg_dict(root, "source_only", name="tiny_eval", schedule={"max_iters": 2, "diagnostics_interval": 1})
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +32,7 @@ def trained(tmp_path_factory):
     torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("evaltool")
     root = make_tiny_synthcity(base / "synthcity")
-    cfg = config_from_dict(tiny_cfg_dict(root))
+    cfg = config_from_dict(eval_cfg_dict(root))
     save_config(cfg, base / "cfg.yaml")
     work = base / "run"
     Trainer(cfg, work_dir=work, progress=False).train()
@@ -65,6 +51,7 @@ def run_cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_matches_trainer_and_saved_predictions_roundtrip(trained, tmp_path):
     from cityscapesscripts.helpers.labels import trainId2label
 
@@ -169,7 +156,7 @@ def test_class_count_mismatch_names_checkpoint(trained):
     from seg_uda.evaluation.checkpoint_model import CheckpointMismatchError, load_model
 
     root, _, work = trained
-    d = tiny_cfg_dict(root)
+    d = eval_cfg_dict(root)
     d["data"]["num_classes"] = 16
     ckpt = work / "checkpoints" / "last.pth"
     with pytest.raises(CheckpointMismatchError, match="num_classes=19") as exc:

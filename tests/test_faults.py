@@ -18,14 +18,14 @@ from seg_uda.data import DatasetError
 from seg_uda.engine.checkpoint import OutputDirError, list_checkpoints, load_checkpoint
 from seg_uda.engine.trainer import Trainer
 
-from test_reliability import env, records, tiny_cfg_dict, train_losses, write_cfg
+from test_reliability import env, records, rel_cfg_dict, train_losses, write_cfg
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "tools" / "train.py"
 
 
 def source_only_cfg(root: Path, max_iters: int = 4):
-    return config_from_dict(tiny_cfg_dict(root, "source_only", max_iters=max_iters, keep_last=10))
+    return config_from_dict(rel_cfg_dict(root, "source_only", max_iters=max_iters, keep_last=10))
 
 
 @pytest.fixture
@@ -95,24 +95,26 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           env=env(), timeout=120)
 
 
+@pytest.mark.slow
 def test_config_typo_exits_2_naming_key_and_valid_keys_and_creates_nothing(synthcity, tmp_path):
-    d = tiny_cfg_dict(synthcity, "source_only")
+    d = rel_cfg_dict(synthcity, "source_only")
     d["schedule"]["max_iter"] = d["schedule"].pop("max_iters")
     wd = tmp_path / "run"
     r = run_cli(str(write_cfg(tmp_path / "typo.yaml", d)), "--work-dir", str(wd))
     assert r.returncode == 2
     assert "schedule.max_iter" in r.stderr and "Valid keys:" in r.stderr and "ckpt_interval" in r.stderr
     assert not wd.exists()
-    ok = write_cfg(tmp_path / "ok.yaml", tiny_cfg_dict(synthcity, "source_only"))
+    ok = write_cfg(tmp_path / "ok.yaml", rel_cfg_dict(synthcity, "source_only"))
     r = run_cli(str(ok), "--work-dir", str(wd), "optim.lrr=0.1")  # a typo in an override, too
     assert r.returncode == 2 and "optim.lrr" in r.stderr and "Valid keys:" in r.stderr
     assert not wd.exists()
 
 
+@pytest.mark.slow
 def test_unwritable_output_path_fails_before_training(synthcity, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a regular file where a directory is needed")  # root ignores chmod, not this
-    cfg = write_cfg(tmp_path / "cfg.yaml", tiny_cfg_dict(synthcity, "source_only"))
+    cfg = write_cfg(tmp_path / "cfg.yaml", rel_cfg_dict(synthcity, "source_only"))
     r = run_cli(str(cfg), "--work-dir", str(blocker / "run"))
     assert r.returncode != 0
     assert "OutputDirError" in r.stderr and f"{blocker / 'run' / 'checkpoints'} is not writable" in r.stderr

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from conftest import tiny_cfg_dict
 from seg_uda.config import ConfigError, config_from_dict
 from seg_uda.methods import METHODS, build_method
 from seg_uda.methods.osbp import osbp_unknown_loss
@@ -20,7 +19,6 @@ from seg_uda.openset import (
 )
 from seg_uda.openset.posthoc import quantile_from_hist, to_score_threshold
 
-REPO = Path(__file__).resolve().parents[1]
 K = 3
 
 
@@ -340,20 +338,11 @@ def test_quantile_threshold_flags_the_requested_fraction():
 
 
 def tiny_openset_cfg(root, method="osbp", **openset):
-    return config_from_dict({
-        "name": f"tiny_open_{method}", "seed": 0,
-        "data": {
-            "source": {"type": "gta5", "root": str(root / "game")},
-            "target": {"type": "cityscapes", "root": str(root / "real"), "split": "train"},
-            "val": {"type": "cityscapes", "root": str(root / "real"), "split": "val", "load_private": True},
-            "source_size": [64, 48], "target_size": [64, 32], "val_size": [64, 32], "num_workers": 0,
-            "openset": {"enabled": True, **openset},
-        },
-        "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True},
-        "method": {"name": method},
-        "optim": {"lr": 1e-3},
-        "schedule": {"max_iters": 2, "eval_interval": 0, "ckpt_interval": 2, "log_interval": 1},
-    })
+    """The shared tiny config, open-set: private-id val labels, 2 iterations."""
+    d = tiny_cfg_dict(root, method, name=f"tiny_open_{method}", schedule={"max_iters": 2},
+                      data={"openset": {"enabled": True, **openset}})
+    d["data"]["val"]["load_private"] = True
+    return config_from_dict(d)
 
 
 def test_config_validation(synthcity):
@@ -389,8 +378,7 @@ def test_tiny_openset_training_and_evaluation(synthcity, tmp_path, capsys):
     train = [r for r in recs if r["kind"] == "train"]
     assert {"seg_main", "unk_main", "unk_aux", "adv_main"} <= set(train[0])
     # the evaluation tool on the checkpoint prints the open-set summary
-    sys.path.insert(0, str(REPO / "tools"))
-    import evaluate as evaluate_tool
+    from seg_uda.cli import evaluate as evaluate_tool
 
     ckpt = tmp_path / "checkpoints" / "last.pth"
     assert evaluate_tool.main([str(ckpt), "--device", "cpu", "--out-json", str(tmp_path / "m.json")]) == 0
@@ -410,8 +398,7 @@ def test_posthoc_evaluation_with_calibrated_threshold(synthcity, tmp_path, capsy
                            calibration={"type": "gta5", "root": str(synthcity / "game"), "list_file": str(holdout)})
     cfg.schedule.max_iters = 1
     Trainer(cfg, work_dir=tmp_path, progress=False).train()
-    sys.path.insert(0, str(REPO / "tools"))
-    import evaluate as evaluate_tool
+    from seg_uda.cli import evaluate as evaluate_tool
 
     ckpt = str(tmp_path / "checkpoints" / "last.pth")
     for score in ("msp", "entropy"):

@@ -20,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import tiny_cfg_dict
 from seg_uda.config import ConfigError, config_from_dict, load_config
 from seg_uda.data import DatasetError
 from seg_uda.engine.builders import build_dataset
@@ -61,24 +62,13 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def tiny_cfg_dict(root: Path, method: str = "advent", max_iters: int = MAX_ITERS, **schedule: Any) -> Dict[str, Any]:
-    """A tiny experiment on SynthCity at `root`, as the plain dict a YAML file would hold."""
+def rel_cfg_dict(root: Path, method: str = "advent", max_iters: int = MAX_ITERS, **schedule: Any) -> Dict[str, Any]:
+    """The shared tiny config (a YAML file's plain dict): MobileNet-V2 encoder, CPU, a checkpoint per iteration."""
     margs: Dict[str, Any] = {"disc_ndf": 8} if method in ("advent", "advent_minent") else {}
-    return {
-        "name": f"rel_{method}", "seed": 0, "device": "cpu",
-        "data": {
-            "source": {"type": "gta5", "root": str(root / "game")},
-            "target": {"type": "cityscapes", "root": str(root / "real"), "split": "train"},
-            "val": {"type": "cityscapes", "root": str(root / "real"), "split": "val"},
-            "source_size": [64, 48], "target_size": [64, 32], "val_size": [64, 32], "num_workers": 0,
-        },
-        "model": {"name": "deeplabv2", "encoder_name": "mobilenet_v2", "encoder_weights": None,
-                  "multi_level": True},
-        "method": {"name": method, **margs},
-        "optim": {"lr": 1e-3},
-        "schedule": {"max_iters": max_iters, "eval_interval": 0, "ckpt_interval": 1, "log_interval": 1,
-                     "keep_last": 3, **schedule},
-    }
+    d = tiny_cfg_dict(root, method, name=f"rel_{method}", device="cpu", model={"encoder_name": "mobilenet_v2"},
+                      schedule={"max_iters": max_iters, "ckpt_interval": 1, "keep_last": 3, **schedule})
+    d["method"].update(margs)
+    return d
 
 
 def write_cfg(path: Path, d: Dict[str, Any]) -> Path:
@@ -150,7 +140,7 @@ def reference(synthcity, tmp_path_factory):
     """An uninterrupted in-process run of the tiny config (1 thread): final states, losses and its work dir."""
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("reference")
-    cfg = load_config(write_cfg(tmp / "cfg.yaml", tiny_cfg_dict(synthcity)))
+    cfg = load_config(write_cfg(tmp / "cfg.yaml", rel_cfg_dict(synthcity)))
     t = Trainer(cfg, work_dir=tmp / "run", progress=False)
     t.train()
     return {"model": {k: v.clone() for k, v in t.model.state_dict().items()},
@@ -165,8 +155,9 @@ def final_state(work_dir: Path) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- kill / signals
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted_run(synthcity, reference, harness, tmp_path):
-    cfg = write_cfg(tmp_path / "cfg.yaml", tiny_cfg_dict(synthcity))
+    cfg = write_cfg(tmp_path / "cfg.yaml", rel_cfg_dict(synthcity))
     wd = tmp_path / "run"
     proc = cli(str(cfg), "--work-dir", str(wd), harness=harness, extra_env={"REL_STEP_SLEEP": "0.3"}, popen=True)
     wait_for(lambda: any(k >= 2 for k, _ in list_checkpoints(wd / "checkpoints")), proc)
@@ -196,9 +187,10 @@ def test_sigkill_then_resume_equals_uninterrupted_run(synthcity, reference, harn
             assert (wd / "checkpoints" / name).read_bytes() == data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_writes_checkpoint_exits_128_plus_sig_and_resumes(sig, synthcity, reference, harness, tmp_path):
-    cfg = write_cfg(tmp_path / "cfg.yaml", tiny_cfg_dict(synthcity, ckpt_interval=1000))
+    cfg = write_cfg(tmp_path / "cfg.yaml", rel_cfg_dict(synthcity, ckpt_interval=1000))
     wd = tmp_path / "run"
     proc = cli(str(cfg), "--work-dir", str(wd), harness=harness, extra_env={"REL_STEP_SLEEP": "0.3"}, popen=True)
     wait_for(lambda: (wd / "metrics.jsonl").is_file() and '"kind": "train"' in (wd / "metrics.jsonl").read_text(),
@@ -284,6 +276,7 @@ def test_truncated_checkpoint_error_names_file_and_resume_falls_back(tmp_path):
         mgr.load_latest(tmp_path / "nope.pth")
 
 
+@pytest.mark.slow
 def test_cli_resume_falls_back_from_truncated_checkpoints(reference, tmp_path):
     wd = tmp_path / "run"
     shutil.copytree(reference["work_dir"], wd)
@@ -298,8 +291,9 @@ def test_cli_resume_falls_back_from_truncated_checkpoints(reference, tmp_path):
     assert_same_state(final_state(wd)["model"], reference["model"])
 
 
+@pytest.mark.slow
 def test_cli_nonfinite_loss_exits_nonzero_and_keeps_outputs(synthcity, harness, tmp_path):
-    cfg = write_cfg(tmp_path / "cfg.yaml", tiny_cfg_dict(synthcity, "source_only"))
+    cfg = write_cfg(tmp_path / "cfg.yaml", rel_cfg_dict(synthcity, "source_only"))
     wd = tmp_path / "run"
     r = cli(str(cfg), "--work-dir", str(wd), harness=harness, extra_env={"REL_NAN_AT": "3"})
     assert r.returncode != 0
@@ -335,6 +329,7 @@ def test_checkpoint_with_pickled_callable_is_refused(tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_config_with_python_tag_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     cfg = tmp_path / "evil.yaml"

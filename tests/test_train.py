@@ -7,34 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import tiny_cfg_dict
 from seg_uda.config import config_from_dict
 from seg_uda.engine.trainer import NonFiniteLossError, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-
-
 def tiny_cfg(root, method="advent", max_iters=4, **sections):
-    d = {
-        "name": f"tiny_{method}",
-        "seed": 0,
-        "data": {
-            "source": {"type": "gta5", "root": str(root / "game")},
-            "target": {"type": "cityscapes", "root": str(root / "real"), "split": "train"},
-            "val": {"type": "cityscapes", "root": str(root / "real"), "split": "val"},
-            "source_size": [64, 48], "target_size": [64, 32], "val_size": [64, 32],
-            "num_workers": 0,
-        },
-        "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True},
-        "method": {"name": method},
-        "optim": {"lr": 1e-3},
-        "schedule": {"max_iters": max_iters, "eval_interval": 0, "ckpt_interval": 2, "log_interval": 1,
-                     "keep_last": 5},
-    }
-    for k, v in sections.items():
-        d[k].update(v)
-    return config_from_dict(d)
+    """The shared tiny config with `max_iters` and 5 kept checkpoints; `sections` update whole sections."""
+    schedule = {"max_iters": max_iters, "keep_last": 5, **sections.pop("schedule", {})}
+    return config_from_dict(tiny_cfg_dict(root, method, schedule=schedule, **sections))
 
 
 def read_train_losses(work_dir):
@@ -42,6 +25,7 @@ def read_train_losses(work_dir):
     return [{k: v for k, v in r.items() if k not in ("time",)} for r in recs if r["kind"] == "train"]
 
 
+@pytest.mark.slow
 def test_short_run_writes_checkpoints_logs_and_metrics(synthcity, tmp_path):
     torch.set_num_threads(1)
     cfg = tiny_cfg(synthcity, "advent_minent", max_iters=4,
@@ -63,6 +47,7 @@ def test_short_run_writes_checkpoints_logs_and_metrics(synthcity, tmp_path):
     assert ckpt["iteration"] == 4 and ckpt["config"]["method"]["name"] == "advent_minent"
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_losses(synthcity, tmp_path):
     torch.set_num_threads(1)
     runs = []
@@ -72,6 +57,7 @@ def test_same_seed_gives_identical_losses(synthcity, tmp_path):
     assert runs[0] == runs[1]
 
 
+@pytest.mark.slow
 def test_resume_matches_uninterrupted_run(synthcity, tmp_path):
     torch.set_num_threads(1)
     cfg = tiny_cfg(synthcity, "advent", max_iters=4)
@@ -119,6 +105,7 @@ def test_nan_loss_can_be_skipped_and_counted(synthcity, tmp_path):
         assert torch.equal(v, before[k]), k
 
 
+@pytest.mark.slow
 def test_cli_reports_config_typo_before_heavy_work(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(f"_base_: {REPO / 'configs/_base_/datasets/synthcity.yaml'}\nmethod: {{name: advent}}\n"

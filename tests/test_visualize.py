@@ -117,6 +117,7 @@ def test_bar_chart_and_html_reference_existing_files(tmp_path):
         write_html_report(tmp_path / "x.html", panels=[("missing", tmp_path / "missing.png")])
 
 
+@pytest.mark.slow
 def test_visualize_cli_on_dataset_split_with_compare_and_html(trained, tmp_path):
     root, cfg_path, work = trained
     out = tmp_path / "vis"

@@ -152,7 +152,7 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
         return run_best_of_snapshots(args, cfg, checkpoints, options, first)
     if (args.unknown_score or args.unknown_threshold) and not cfg.data.openset.enabled:
         raise UsageError("--unknown-score/--unknown-threshold need an open-set config (data.openset.enabled=true, "
-                         "e.g. configs/openset/synthcity_posthoc_lite0.yaml)")
+                         "e.g. configs/openset/synthcity_source_only_lite0.yaml)")
     if args.unknown_threshold is not None and args.unknown_score is None:
         raise UsageError("--unknown-threshold needs --unknown-score")
     device = dist.init_distributed(args.device)
@@ -278,6 +278,7 @@ def run_openset(args: argparse.Namespace, cfg, config: Optional[str], checkpoint
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    from seg_uda.cli import one_line
     from seg_uda.config import ConfigError
     from seg_uda.data import DatasetError
     from seg_uda.engine.checkpoint import CheckpointError
@@ -296,7 +297,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UsageError("--gt-dir is only used with --predictions DIR")
         return run_models(args, config, overrides, checkpoints)
     except (UsageError, CheckpointError, ConfigError, DatasetError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
 
 

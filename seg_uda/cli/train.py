@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
+from seg_uda.cli import one_line
 from seg_uda.config import ConfigError, load_config
 
 
@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
+    from seg_uda.data import DatasetError
     from seg_uda.engine import dist
     from seg_uda.engine.trainer import Trainer
 
@@ -48,6 +49,9 @@ def main(argv=None) -> int:
         result = trainer.train()
         if result and trainer.is_main:
             print(f"final val mIoU: {100 * result['miou']:.2f}  ({trainer.work_dir / 'final_metrics.json'})")
+    except DatasetError as e:  # e.g. a missing data.<role>.root: one line naming the path, like a config error
+        print(f"dataset error: {one_line(e)}", file=sys.stderr)
+        return 2
     finally:
         dist.cleanup_distributed()
     return 0

@@ -64,6 +64,8 @@ def compare_runs(args: argparse.Namespace) -> List[Tuple[str, Dict[str, Any], st
     from seg_uda.evaluation.runner import load_metrics_json
 
     files = args.compare or []
+    if not files:  # --labels then name the --diagnostics runs
+        return []
     labels = args.labels or [Path(f).resolve().parent.name or Path(f).stem for f in files]
     if len(labels) != len(files):
         raise ValueError(f"got {len(labels)} --labels for {len(files)} --compare files")
@@ -182,6 +184,7 @@ def render_samples(args: argparse.Namespace, out: Path) -> List[Tuple[str, Path]
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    from seg_uda.cli import one_line
     from seg_uda.config import ConfigError
     from seg_uda.data import DatasetError
     from seg_uda.engine.checkpoint import CheckpointError
@@ -224,7 +227,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 title=args.title, images=figures)
             print(f"wrote {report}")
     except (CheckpointError, ConfigError, DatasetError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     return 0
 

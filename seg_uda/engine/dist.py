@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, List
+from typing import List
 
 import torch
 import torch.distributed as dist
@@ -66,13 +66,6 @@ def barrier() -> None:
         dist.barrier()
 
 
-def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum a tensor over ranks in place (no-op single-process)."""
-    if is_dist():
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
 def average_gradients(params: List[torch.nn.Parameter]) -> None:
     """Average .grad over ranks for parameters trained outside DDP (e.g. the discriminators)."""
     if not is_dist():
@@ -97,12 +90,3 @@ def max_over_ranks(value: int) -> int:
     t = torch.tensor([value], dtype=torch.int64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Send a picklable object from `src` to every rank."""
-    if not is_dist():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]

@@ -120,9 +120,6 @@ class ConfusionMatrix:
             raise ValueError("counts must be non-negative")
         self.mat += c.to(torch.int64)
 
-    def reset(self) -> None:
-        self.mat.zero_()
-
     def reduce_from_all_processes(self) -> None:
         """Sum the matrix over all ranks (no-op unless torch.distributed is initialised)."""
         if not (dist.is_available() and dist.is_initialized()):

@@ -1,12 +1,5 @@
-"""Benchmark: seg_uda's evaluate_prediction_folder vs cityscapesscripts' evalPixelLevelSemanticLabeling.
-
-Generates N synthetic Cityscapes-layout ground-truth / prediction PNGs (piecewise-constant label maps, default
-1024x2048; ground truth written with PIL as cityscapesscripts' json2labelImg does, predictions with
-seg_uda's ``write_label_png`` as ``tools/evaluate.py --save-predictions`` does), times both evaluators in the
-same run on the same files and prints both mIoUs and the speed ratio.
-
-    python bench/bench_folder_eval.py --num-images 20 [--height 1024 --width 2048 --workers 2]
-"""
+"""Folder evaluation speed: seg_uda's evaluate_prediction_folder vs cityscapesscripts' evalPixelLevelSemanticLabeling on
+the same synthetic Cityscapes-layout PNGs (mIoUs, speed ratio); `python -m seg_uda.benchmarks.folder_eval --help`."""
 from __future__ import annotations
 
 import argparse
@@ -18,16 +11,15 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-import sys
-
 import cv2
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from seg_uda.evaluation import evaluate_prediction_folder, write_label_png  # noqa: E402
-from seg_uda.evaluation import folder_eval  # noqa: E402
+from seg_uda.evaluation import evaluate_prediction_folder, folder_eval, write_label_png
+
+#: --help description (the first line of the former bench/bench_folder_eval.py docstring)
+DESCRIPTION = "Benchmark: seg_uda's evaluate_prediction_folder vs cityscapesscripts' evalPixelLevelSemanticLabeling."
 
 
 def _label_weights() -> Tuple[np.ndarray, np.ndarray]:
@@ -95,7 +87,8 @@ def run_cityscapes(gt_root: Path, pred_root: Path, tmp: Path, instances: bool) -
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Generate N pairs of PNGs, time both evaluators (median of --repeats runs) and print / save the rows."""
+    p = argparse.ArgumentParser(description=DESCRIPTION)
     p.add_argument("--num-images", type=int, default=20)
     p.add_argument("--height", type=int, default=1024)
     p.add_argument("--width", type=int, default=2048)
@@ -156,6 +149,14 @@ def main(argv=None) -> None:
         Path(a.out).write_text(json.dumps({"num_images": a.num_images, "size": [a.width, a.height],
                                            "cpu_count": os.cpu_count(), "rows": rows}, indent=2))
         print(f"saved {a.out}")
+
+
+def cmd_eval(a: argparse.Namespace) -> None:
+    """`eval` subcommand: IoU only (no cityscapesscripts nIoU run), rows saved as OUT/eval_folder.json."""
+    argv = ["--num-images", str(a.num_images), "--skip-instances"]
+    if a.out:
+        argv += ["--out", str(Path(a.out) / "eval_folder.json")]
+    main(argv)
 
 
 if __name__ == "__main__":
