@@ -17,6 +17,8 @@ from seg_uda.methods import METHODS, build_method
 from seg_uda.methods.fda import FDA, fda_source_to_target, robust_entropy
 from seg_uda.methods.losses import seg_loss
 
+from conftest import tiny_cfg_dict
+
 
 def numpy_fda(src: np.ndarray, tgt: np.ndarray, beta: float) -> np.ndarray:
     """FDA's FDA_source_to_target in float64 numpy: corner-indexed low band of the amplitude from `tgt`."""
@@ -140,16 +142,10 @@ def test_two_iteration_training_run(synthcity: Path, tmp_path: Path) -> None:
     from seg_uda.engine.trainer import Trainer
 
     torch.set_num_threads(1)
-    cfg = config_from_dict({
-        "name": "tiny_fda", "seed": 0, "device": "cpu",
-        "data": {"source": {"type": "gta5", "root": str(synthcity / "game")},
-                 "target": {"type": "cityscapes", "root": str(synthcity / "real"), "split": "train"},
-                 "val": None, "source_size": [64, 48], "target_size": [64, 32], "num_workers": 0},
-        "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True},
-        "method": {"name": "fda", "beta": 0.05},  # b = floor(48 * 0.05) = 2 on the 64 x 48 source
-        "optim": {"lr": 1e-3},
-        "schedule": {"max_iters": 2, "eval_interval": 0, "ckpt_interval": 2, "log_interval": 1},
-    })
+    d = tiny_cfg_dict(synthcity, "fda", device="cpu", data={"val": None}, schedule={"max_iters": 2})
+    d["method"]["beta"] = 0.05  # b = floor(48 * 0.05) = 2 on the 64 x 48 source
+    del d["data"]["val_size"]
+    cfg = config_from_dict(d)
     trainer = Trainer(cfg, work_dir=tmp_path, progress=False)
     assert isinstance(trainer.method, FDA) and trainer.d_optimizer is None
     assert trainer.method.pixel_mean == pytest.approx(list(IMAGENET_MEAN))

@@ -15,6 +15,10 @@ import torch
 from seg_uda.config import config_from_dict
 from seg_uda.engine.trainer import Trainer
 
+from conftest import tiny_cfg_dict
+
+pytestmark = pytest.mark.slow  # trains 5 iterations per case
+
 ITERS = 5
 REL = 1e-6
 
@@ -31,18 +35,12 @@ CASES = {
 def regression_cfg(root: Path, case: str):
     """The tiny multi-level DeepLab-v2 / ResNet-18 run of tests/test_train.py, FP32, without validation."""
     method, openset = CASES[case]
-    return config_from_dict({
-        "name": f"regression_{case}", "seed": 0, "device": "cpu",
-        "data": {"source": {"type": "gta5", "root": str(root / "game")},
-                 "target": {"type": "cityscapes", "root": str(root / "real"), "split": "train"},
-                 "val": None, "source_size": [64, 48], "target_size": [64, 32], "num_workers": 0,
-                 "openset": {"enabled": openset}},
-        "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True},
-        "method": dict(method),
-        "optim": {"lr": 1e-3},
-        "schedule": {"max_iters": ITERS, "eval_interval": 0, "ckpt_interval": ITERS, "log_interval": 1,
-                     "amp": "none"},
-    })
+    d = tiny_cfg_dict(root, method["name"], name=f"regression_{case}", device="cpu",
+                      data={"val": None, "openset": {"enabled": openset}},
+                      schedule={"max_iters": ITERS, "ckpt_interval": ITERS, "amp": "none"})
+    d["method"].update(method)
+    del d["data"]["val_size"]  # the schema default, as when these values were pinned
+    return config_from_dict(d)
 
 
 def run_losses(root: Path, case: str, work_dir: Path) -> tuple[list[dict[str, float]], float]:
