@@ -32,6 +32,7 @@ ROWS = [
     ("advent", "AdvEnt", "advent_lite0.yaml", ""),
     ("ensemble", "AdvEnt+MinEnt (0.5/0.5 ensemble)", None, ""),
     ("dann", "DANN", "dann_lite0.yaml", ""),
+    ("fda", "FDA (β 0.01, η 2)", "fda_lite0.yaml", ""),
     ("oracle", "oracle", "oracle_lite0.yaml", ""),
     ("frozen_backbone", "source-only, frozen backbone", "source_only_frozen_backbone_lite0.yaml", ""),
     ("scratch", "source-only, from scratch", "source_only_scratch_lite0.yaml", ""),
@@ -39,7 +40,7 @@ ROWS = [
     ("minent_x77", "tried: MinEnt, weights ×77 (collapsed)", "minent_lite0.yaml", X77_ENT),
     ("advent_x77", "tried: AdvEnt, weights ×77 (collapsed)", "advent_lite0.yaml", X77_ADV),
 ]
-DEFAULT_ROWS = ["source_only", "oracle", "minent", "advent", "dann", "frozen_backbone", "scratch"]
+DEFAULT_ROWS = ["source_only", "oracle", "minent", "advent", "dann", "fda", "frozen_backbone", "scratch"]
 OUT = "runs/v2"
 
 
