@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo clean
+.PHONY: install lint test test-fast demo clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-test: $(STAMP)
+# ruff (pycodestyle + pyflakes, line length 120; settings in pyproject.toml)
+lint: $(STAMP)
+	$(PY) -m ruff check seg_uda tools bench tests
+
+test: $(STAMP) lint
 	$(PY) -m pytest -q
 
 # Everything but the tests marked slow (subprocesses, torchrun, longer training runs): under a minute on 2 cores.

@@ -33,6 +33,14 @@ ROWS = [
     ("ensemble", "AdvEnt+MinEnt (0.5/0.5 ensemble)", None, ""),
     ("dann", "DANN", "dann_lite0.yaml", ""),
     ("fda", "FDA (β 0.01, η 2)", "fda_lite0.yaml", ""),
+    ("self_training", "self-training (ClassMix, EMA teacher, RCS, MIC)", "self_training_lite0.yaml", ""),
+    ("self_training_teacher", "self-training: its EMA teacher (the student above is the reported model)",
+     "self_training_lite0.yaml", ""),
+    ("self_training_no_rcs", "ablation: self-training without rare-class sampling", "self_training_lite0.yaml",
+     "data.rcs_temperature=null"),
+    ("self_training_no_mic", "ablation: self-training without MIC", "self_training_lite0.yaml", "method.mic=false"),
+    ("self_training_no_conf", "ablation: self-training without the confidence weight", "self_training_lite0.yaml",
+     "method.confidence_weight=false"),
     ("oracle", "oracle", "oracle_lite0.yaml", ""),
     ("frozen_backbone", "source-only, frozen backbone", "source_only_frozen_backbone_lite0.yaml", ""),
     ("scratch", "source-only, from scratch", "source_only_scratch_lite0.yaml", ""),
@@ -40,7 +48,10 @@ ROWS = [
     ("minent_x77", "tried: MinEnt, weights ×77 (collapsed)", "minent_lite0.yaml", X77_ENT),
     ("advent_x77", "tried: AdvEnt, weights ×77 (collapsed)", "advent_lite0.yaml", X77_ADV),
 ]
-DEFAULT_ROWS = ["source_only", "oracle", "minent", "advent", "dann", "fda", "frozen_backbone", "scratch"]
+#: rows read from another row's runs: key -> (run folder key, metrics file)
+METRICS_FROM = {"self_training_teacher": ("self_training", "final_metrics_teacher.json")}
+DEFAULT_ROWS = ["source_only", "oracle", "minent", "advent", "dann", "fda", "self_training", "frozen_backbone",
+                "scratch"]
 OUT = "runs/v2"
 
 
@@ -72,8 +83,9 @@ def collect(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:
     for key, label, config, overrides in ROWS:
         entries = []
         for seed in seeds:
-            d = runs / f"{key}_s{seed}"
-            metrics = d / "final_metrics.json"
+            run_key, metrics_file = METRICS_FROM.get(key, (key, "final_metrics.json"))
+            d = runs / f"{run_key}_s{seed}"
+            metrics = d / metrics_file
             if not metrics.is_file():
                 continue
             m = json.loads(metrics.read_text())
@@ -165,7 +177,7 @@ def pending_commands(rows: Sequence[str], seeds: Sequence[int], out: str) -> Lis
         raise SystemExit(f"unknown row(s) {unknown}; valid: {[k for k, _, c, _ in ROWS if c]}")
     cmds = []
     for seed in seeds:
-        for row in rows:
+        for row in (r for r in rows if r not in METRICS_FROM):  # those come with another row's runs
             d = f"{out}/{row}_s{seed}"
             if not Path(d, "final_metrics.json").is_file():
                 config, overrides = configs[row]

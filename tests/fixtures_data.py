@@ -81,14 +81,16 @@ def make_cityscapes(
     ``labels`` keys are '<city>/<stem>'; ``private`` (same keys) writes *_gtFine_privateIds.png.
     """
     for i, (name, ids) in enumerate(labels.items()):
-        write_rgb(root / "leftImg8bit" / split / f"{name}_leftImg8bit{image_ext}", rgb_image(i, ids.shape[1], ids.shape[0]))
+        write_rgb(root / "leftImg8bit" / split / f"{name}_leftImg8bit{image_ext}",
+                  rgb_image(i, ids.shape[1], ids.shape[0]))
         write_gray(root / "gtFine" / split / f"{name}{label_suffix}", ids)
         if private is not None and name in private:
             write_gray(root / "gtFine" / split / f"{name}_gtFine_privateIds.png", private[name])
     return root
 
 
-def make_idd(root: Path, split: str, labels: Dict[str, np.ndarray], label_type: str = "level3Ids", image_ext: str = ".png") -> Path:
+def make_idd(root: Path, split: str, labels: Dict[str, np.ndarray], label_type: str = "level3Ids",
+             image_ext: str = ".png") -> Path:
     """IDD layout: leftImg8bit/<split>/<seq>/<name>_leftImg8bit.png + gtFine/.../<name>_gtFine_labellevel3Ids.png."""
     suffix = {"level3Ids": "_gtFine_labellevel3Ids.png", "ids": "_gtFine_labelids.png"}[label_type]
     return make_cityscapes(root, split, labels, label_suffix=suffix, image_ext=image_ext)

@@ -11,7 +11,7 @@ from torch import nn
 from advent_reference import ResNetMulti, randomize
 from seg_uda.config import load_config
 from seg_uda.data import build_eval_transform, build_train_transform, denormalize
-from seg_uda.engine.builders import build_model, dataset_transform
+from seg_uda.builders import build_model, dataset_transform
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*_deeplabv2_r101.yaml"))

@@ -10,6 +10,7 @@ from conftest import tiny_cfg_dict
 from seg_uda.config import ConfigError, config_from_dict, load_config
 from seg_uda.data import SYNTHIA13_CLASSES
 from seg_uda.engine.lr import build_poly_lr, poly_lr_factor
+from seg_uda.benchmarks.reference import ReferenceTrainer
 from seg_uda.engine.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,8 +73,8 @@ def tiny_cfg(root, method="advent", **sections):
 @pytest.mark.parametrize("reference", [False, True])
 def test_both_loops_decay_the_discriminator_lr(synthcity, tmp_path, reference):
     torch.set_num_threads(1)
-    trainer = Trainer(tiny_cfg(synthcity, schedule={"max_iters": 3}), work_dir=tmp_path, progress=False,
-                      reference=reference)
+    trainer = (ReferenceTrainer if reference else Trainer)(tiny_cfg(synthcity, schedule={"max_iters": 3}),
+                                                           work_dir=tmp_path, progress=False)
     seen = []
     step = trainer.d_optimizer.step
 

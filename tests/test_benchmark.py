@@ -11,9 +11,9 @@ import torch
 import yaml
 
 from conftest import tiny_cfg_dict
-from seg_uda.benchmarks.train import synthetic_batches
+from seg_uda.benchmarks.train import bench_trainer, synthetic_batches
 from seg_uda.config import config_from_dict, resolved_dict
-from seg_uda.engine.reference import reference_advent_step
+from seg_uda.benchmarks.reference import ReferenceTrainer, reference_advent_step
 from seg_uda.engine.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,9 +32,9 @@ def _cfg(method: str, aspp_impl: str = "conv", **optim) -> object:
     })
 
 
-def _trainer(cfg, tmp_path: Path, name: str) -> Trainer:
-    return Trainer(cfg, work_dir=tmp_path / name, progress=False,
-                   batches=synthetic_batches(cfg, torch.device("cpu"), False))
+def _trainer(cfg, tmp_path: Path, name: str, loop: str = "trainer") -> Trainer:
+    return bench_trainer(cfg, loop, synthetic_batches(cfg, torch.device("cpu"), False), work_dir=tmp_path / name,
+                         progress=False)
 
 
 @pytest.mark.slow  # 5 cases x 2 trainers x 2 iterations
@@ -48,7 +48,7 @@ def test_reference_loop_equals_trainer_step_in_fp32(method, aspp_impl, tmp_path)
     ref = _trainer(_cfg(method, "conv", grad_clip=1.0), tmp_path, "ref")
     for it in range(2):
         a = ours.run_step()
-        b = reference_advent_step(ref, next(ref.source_iter), next(ref.target_iter))
+        b = reference_advent_step(ref, *ref.next_batches())
         ours.iteration += 1
         ref.iteration += 1
         assert set(a) == set(b)
@@ -62,8 +62,7 @@ def test_reference_loop_equals_trainer_step_in_fp32(method, aspp_impl, tmp_path)
 
 
 def test_reference_trainer_uses_the_paper_codes_convolutions(tmp_path):
-    t = Trainer(_cfg("advent", "gemm"), work_dir=tmp_path / "ref", progress=False, reference=True,
-                batches=synthetic_batches(_cfg("advent"), torch.device("cpu"), False))
+    t = _trainer(_cfg("advent", "gemm"), tmp_path, "ref", loop="reference")
     assert {m.impl for m in t.model.modules() if hasattr(m, "conv2d_list")} == {"conv"}
 
 
@@ -71,10 +70,10 @@ def test_reference_loop_rejects_autocast_and_other_methods(tmp_path):
     with pytest.raises(ValueError, match="FP32"):
         t = _trainer(config_from_dict({**resolved_dict(_cfg("advent")), "schedule": {"max_iters": 2, "amp": "bf16"}}),
                      tmp_path, "bf16")
-        reference_advent_step(t, next(t.source_iter), next(t.target_iter))
+        reference_advent_step(t, *t.next_batches())
     t = _trainer(_cfg("dann"), tmp_path, "dann")
     with pytest.raises(TypeError, match="DANN"):
-        reference_advent_step(t, next(t.source_iter), next(t.target_iter))
+        reference_advent_step(t, *t.next_batches())
 
 
 @pytest.mark.slow
@@ -154,7 +153,8 @@ def test_synthcity_results_collect_and_table(tmp_path, capsys):
     doc = sr.collect(runs, [0, 1, 2])
     assert [r["key"] for r in doc["rows"]] == ["source_only", "advent", "ensemble", "oracle"]
     advent = doc["rows"][1]
-    assert advent["runs"][1]["command"] == ("OMP_NUM_THREADS=1 python tools/train.py configs/synthcity/advent_lite0.yaml"
+    assert advent["runs"][1]["command"] == ("OMP_NUM_THREADS=1 python tools/train.py"
+                                            " configs/synthcity/advent_lite0.yaml"
                                             f" seed=1 --work-dir {runs}/advent_s1")
     assert advent["runs"][0]["minutes"] == 1.5 and "ensemble_s0" in doc["rows"][2]["runs"][0]["command"]
     assert doc["protocol"]["data"]["batch_size"] == 4
@@ -192,7 +192,8 @@ def test_train_cli_reference_mode_matches_default_loop_in_fp32(synthcity, tmp_pa
 
     def losses(d: str) -> list:
         recs = [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
-        return [{k: v for k, v in r.items() if k.startswith(("seg_", "adv_", "d_"))} for r in recs if r["kind"] == "train"]
+        return [{k: v for k, v in r.items() if k.startswith(("seg_", "adv_", "d_"))}
+                for r in recs if r["kind"] == "train"]
 
     ref, ours = losses("ref"), losses("ours")
     assert len(ref) == len(ours) == 3 and set(ref[0]) == set(ours[0]) and "adv_main" in ref[0]
@@ -205,6 +206,6 @@ def test_train_cli_reference_mode_matches_default_loop_in_fp32(synthcity, tmp_pa
 
 def test_trainer_reference_mode_rejects_bf16_and_unsupported_methods(synthcity, tmp_path):
     with pytest.raises(ValueError, match="schedule.amp=none"):
-        Trainer(_synthcity_cfg(synthcity, amp="bf16"), work_dir=tmp_path / "a", reference=True)
+        ReferenceTrainer(_synthcity_cfg(synthcity, amp="bf16"), work_dir=tmp_path / "a")
     with pytest.raises(TypeError, match="DANN"):
-        Trainer(_synthcity_cfg(synthcity, method="dann"), work_dir=tmp_path / "b", reference=True)
+        ReferenceTrainer(_synthcity_cfg(synthcity, method="dann"), work_dir=tmp_path / "b")

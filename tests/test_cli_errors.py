@@ -32,7 +32,7 @@ def assert_one_line_naming(r: subprocess.CompletedProcess, path: str, prefix: st
 def checkpoint(tmp_path_factory) -> Path:
     """Untrained weights of CONFIG's model saved as a seg_uda checkpoint (the tools need no trained one here)."""
     from seg_uda.config import load_config
-    from seg_uda.engine.builders import build_model
+    from seg_uda.builders import build_model
     from seg_uda.evaluation.checkpoint_model import inference_config
 
     torch.manual_seed(0)

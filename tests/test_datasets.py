@@ -238,14 +238,16 @@ def test_cityscapes_16_classes(tmp_path):
     ds = CityscapesDataset(root, split="val", num_classes=16)
     assert ds.class_names == SYNTHIA16_CLASSES
     idx = SYNTHIA16_CLASSES.index
-    assert ds[0]["label"][0, :8].tolist() == [idx("road"), idx("car"), 255, 255, 255, idx("sky"), idx("rider"), idx("wall")]
+    assert ds[0]["label"][0, :8].tolist() == [idx("road"), idx("car"), 255, 255, 255,
+                                              idx("sky"), idx("rider"), idx("wall")]
 
 
 def test_cityscapes_list_file_advent_style(tmp_path):
     root = make_cityscapes(tmp_path / "cs", "train", three(CITY_IDS, CITY_NAMES))
     lst = tmp_path / "train.txt"
     lst.write_text("zurich/zurich_000000_000019_leftImg8bit.png\naachen/aachen_000000_000019\n")
-    assert CityscapesDataset(root, list_file=lst).names == ["zurich/zurich_000000_000019", "aachen/aachen_000000_000019"]
+    assert CityscapesDataset(root, list_file=lst).names == ["zurich/zurich_000000_000019",
+                                                            "aachen/aachen_000000_000019"]
     lst.write_text("../../etc/passwd\n")
     with pytest.raises(DatasetError, match="escapes"):
         CityscapesDataset(root, list_file=lst)

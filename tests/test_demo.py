@@ -22,11 +22,13 @@ def test_demo_trains_both_models_and_writes_the_report(synthcity, tmp_path):
                        timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads((out / "demo_summary.json").read_text())
-    final = {m: 100 * json.loads((out / m / "final_metrics.json").read_text())["miou"] for m in ("source_only", "minent")}
+    final = {m: 100 * json.loads((out / m / "final_metrics.json").read_text())["miou"]
+             for m in ("source_only", "minent")}
     # the numbers printed are the trainer's own final evaluation (one model, one number)
     assert summary["miou"] == {"source-only": final["source_only"], "MinEnt": final["minent"]}
     assert summary["gain"] == final["minent"] - final["source_only"]
     assert f"mIoU {final['minent']:.2f}" in r.stdout and f"{summary['gain']:+.2f} mIoU" in r.stdout
     assert set(summary["stage_minutes"]) == {"SynthCity generation", "training (both models)", "report"}
     html = (out / "report" / "index.html").read_text()
-    assert "diagnostics.png" in html and "iou_chart.png" in html and len(list((out / "report" / "panels").glob("*.png")))
+    assert ("diagnostics.png" in html and "iou_chart.png" in html
+            and len(list((out / "report" / "panels").glob("*.png"))))

@@ -122,6 +122,39 @@ def test_two_ranks_batch1_match_one_process_batch2(ddp_run, synthcity, tmp_path)
 
 
 @pytest.mark.slow
+def test_self_training_two_ranks_match_one_process(synthcity, tmp_path):
+    """Mean-teacher self-training (ClassMix, MIC, EMA teacher) under gloo DDP, 2 ranks x 1 image, equals one
+    process x 2 images: student, teacher and the per-sample random draws."""
+    from seg_uda.engine.trainer import Trainer
+
+    torch.set_num_threads(1)
+
+    def cfg(batch_size: int):
+        d = tiny_cfg_dict(synthcity, "self_training", name="tiny_dist_st", device="cpu",
+                          data={"batch_size": batch_size}, model={"bn_policy": "frozen"},
+                          schedule={"max_iters": ITERS, "ckpt_interval": 1000})
+        d["method"].update({"mic": True, "ema": 0.9, "color_jitter_p": 1.0})
+        return config_from_dict(d)
+
+    cfg_path = tmp_path / "config.yaml"
+    save_config(cfg(1), cfg_path)
+    proc = torchrun(["tools/train.py", str(cfg_path), "--work-dir", str(tmp_path / "ddp"), "--no-progress"])
+    assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    ddp = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pth", weights_only=True)
+    single = Trainer(cfg(2), work_dir=tmp_path / "single", progress=False)
+    single.train()
+    teacher_keys = [k for k in ddp["method"] if k.startswith("teacher.")]
+    assert teacher_keys
+    for key, ref in (("model", single.model.state_dict()), ("method", single.method.state_dict())):
+        assert ref.keys() == ddp[key].keys()
+        for name, value in ref.items():
+            if value.is_floating_point():
+                torch.testing.assert_close(ddp[key][name], value, rtol=0, atol=1e-5, msg=f"{key}.{name}")
+    fresh = Trainer(cfg(2), work_dir=tmp_path / "fresh", progress=False)  # the teacher must have moved
+    assert any(not torch.equal(fresh.method.state_dict()[k], ddp["method"][k]) for k in teacher_keys)
+
+
+@pytest.mark.slow
 def test_seg_loss_counts_valid_pixels_over_ranks():
     """Images with 3 and 40 ignored pixels on 2 ranks: same value and averaged gradient as 1 process x 2."""
     proc = torchrun(["tests/dist_worker.py", "--check-seg-loss"])
@@ -169,7 +202,7 @@ def test_failing_rank_fails_the_job_instead_of_hanging(synthcity, tmp_path):
 
 def test_sync_batchnorm_on_cpu_is_a_clear_error(synthcity, tmp_path, monkeypatch):
     """DDP rejects SyncBatchNorm on CPU modules; the trainer says which setting to change instead."""
-    from seg_uda.engine import dist
+    from seg_uda.runtime import dist
     from seg_uda.engine.trainer import Trainer
 
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)  # pretend to be one of 2 ranks, no group needed

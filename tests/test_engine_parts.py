@@ -4,9 +4,9 @@ import warnings
 import pytest
 import torch
 
-from seg_uda.engine.checkpoint import CheckpointError, CheckpointManager, atomic_save, load_checkpoint
+from seg_uda.runtime.checkpoint import CheckpointError, CheckpointManager, atomic_save, load_checkpoint
 from seg_uda.engine.lr import PolyLR, poly_lr_factor
-from seg_uda.engine.sampling import InfiniteStreamSampler, shard_indices
+from seg_uda.runtime.sampling import InfiniteStreamSampler, shard_indices
 
 
 def test_poly_lr_matches_formula():

@@ -12,7 +12,7 @@ import torch
 
 from conftest import make_tiny_synthcity, tiny_cfg_dict
 from seg_uda.config import config_from_dict
-from seg_uda.engine.checkpoint import CheckpointError
+from seg_uda.runtime.checkpoint import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -96,9 +96,9 @@ def test_cli_matches_trainer_and_saved_predictions_roundtrip(trained, tmp_path):
 
 
 def test_ensemble_weight_one_zero_equals_single_model(trained):
-    from seg_uda.engine.builders import build_dataset
+    from seg_uda.builders import build_dataset
     from seg_uda.evaluation.checkpoint_model import load_model, resolve_config
-    from seg_uda.evaluation.runner import InferenceOptions, evaluate_models
+    from seg_uda.evaluation import InferenceOptions, evaluate_models
 
     torch.set_num_threads(1)
     _, cfg_path, work = trained

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 import pytest
@@ -15,7 +15,7 @@ from PIL import Image
 
 from seg_uda.config import config_from_dict
 from seg_uda.data import DatasetError
-from seg_uda.engine.checkpoint import OutputDirError, list_checkpoints, load_checkpoint
+from seg_uda.runtime.checkpoint import OutputDirError, list_checkpoints, load_checkpoint
 from seg_uda.engine.trainer import Trainer
 
 from test_reliability import env, records, rel_cfg_dict, train_losses, write_cfg

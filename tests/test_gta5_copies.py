@@ -46,7 +46,7 @@ def test_summary_names_the_copy():
 
 
 def test_training_data_builder_logs_the_pair_count(synthcity, capsys):
-    from seg_uda.engine.builders import build_dataset
+    from seg_uda.builders import build_dataset
 
     cfg = config_from_dict({
         "data": {"source": {"type": "gta5", "root": str(synthcity / "game")},

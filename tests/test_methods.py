@@ -45,8 +45,10 @@ EXPECTED = {
     "advent_minent": ({"seg_main", "adv_main", "ent_main"}, {"d_main_src", "d_main_tgt"}),
     "dann": ({"seg_main", "domain"}, set()),
     "fda": ({"seg_main", "ent_main"}, set()),
+    "self_training": ({"seg_main", "mix_main"}, set()),
 }
-MAIN_ONLY = {"domain", "fda:ent_main"}  # terms without an aux twin (DANN's features, FDA's entropy)
+# terms without an aux twin (DANN's features, FDA's entropy, self-training's ClassMix loss)
+MAIN_ONLY = {"domain", "fda:ent_main", "self_training:mix_main"}
 ADVERSARIAL = [n for n, (_, d) in EXPECTED.items() if d]
 
 
@@ -361,7 +363,7 @@ def _cfg(method: str, **args):
 
 
 def test_from_config_takes_what_the_method_declares() -> None:
-    from seg_uda.engine.builders import build_method as build_from_config
+    from seg_uda.builders import build_method as build_from_config
 
     model = StubSegmenter(multi_level=True)
     model.multi_level = True

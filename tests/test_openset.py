@@ -11,7 +11,7 @@ from torch import nn
 
 from conftest import tiny_cfg_dict
 from seg_uda.config import ConfigError, config_from_dict
-from seg_uda.methods import METHODS, build_method
+from seg_uda.methods import build_method
 from seg_uda.methods.osbp import osbp_unknown_loss
 from seg_uda.openset import (
     BUS_PRIVATE_CLASSES, BinnedScoreMetrics, OpenSetDataset, OpenSetProtocol, h_score, openset_from_confusion,
@@ -355,7 +355,7 @@ def test_config_validation(synthcity):
     d["data"]["val"]["load_private"] = False
     with pytest.raises(ConfigError, match="no pixel can be unknown"):
         config_from_dict(d)
-    from seg_uda.engine.builders import model_num_outputs, num_known_classes
+    from seg_uda.builders import model_num_outputs, num_known_classes
 
     bus = tiny_openset_cfg(synthcity, private_classes=list(BUS_PRIVATE_CLASSES))
     assert num_known_classes(bus) == 13 and model_num_outputs(bus) == 14

@@ -23,8 +23,8 @@ import yaml
 from conftest import tiny_cfg_dict
 from seg_uda.config import ConfigError, config_from_dict, load_config
 from seg_uda.data import DatasetError
-from seg_uda.engine.builders import build_dataset
-from seg_uda.engine.checkpoint import (
+from seg_uda.builders import build_dataset
+from seg_uda.runtime.checkpoint import (
     CheckpointError, CheckpointManager, atomic_save, list_checkpoints, load_checkpoint,
 )
 from seg_uda.engine.trainer import Trainer

@@ -72,7 +72,8 @@ def test_train_transform_shapes_and_nearest_labels():
 
 def test_train_transform_pads_labels_with_ignore():
     label = stripes(16, 16)
-    t = build_train_transform(size=None, crop_size=(16, 16), scale_range=(0.5, 0.5), hflip=False, color_jitter=None, seed=0)
+    t = build_train_transform(size=None, crop_size=(16, 16), scale_range=(0.5, 0.5), hflip=False, color_jitter=None,
+                              seed=0)
     out = t(encode(label), label)
     lab = out.label.numpy()
     assert (lab[8:, :] == 255).all() and (lab[:, 8:] == 255).all()  # padded area (scaled to 8x8, top-left)
@@ -115,7 +116,8 @@ def test_color_jitter_changes_image_not_label():
     label = stripes()
     img = np.full(label.shape + (3,), 100, np.uint8)
     img[..., 1] = 150
-    t = build_train_transform(size=None, scale_range=None, hflip=False, color_jitter=(0.5, 0.5, 0.5, 0.1), color_jitter_p=1.0, seed=0)
+    t = build_train_transform(size=None, scale_range=None, hflip=False, color_jitter=(0.5, 0.5, 0.5, 0.1),
+                              color_jitter_p=1.0, seed=0)
     out = t(img, label)
     assert (out.label.numpy() == label).all()
     assert not (decode(out.image) == img).all()

@@ -3,7 +3,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +11,13 @@ from PIL import Image
 
 from seg_uda.data.labels import palette
 from seg_uda.visualization import (
-    CAPTION_HEIGHT, CORRECT_COLOR, ERROR_COLOR, IGNORE_COLOR, UNKNOWN_COLOR, RunSummary, colorize_labels, compose_row, error_map,
-    iou_bar_chart, normalized_entropy, overlay_mask, prediction_and_unknown, sample_tiles, unknown_mask_from_probs,
-    plot_diagnostics, read_diagnostics, write_html_report,
+    CAPTION_HEIGHT, CORRECT_COLOR, ERROR_COLOR, IGNORE_COLOR, UNKNOWN_COLOR, RunSummary, colorize_labels, compose_row,
+    error_map, iou_bar_chart, normalized_entropy, overlay_mask, prediction_and_unknown, sample_tiles,
+    unknown_mask_from_probs, plot_diagnostics, read_diagnostics, write_html_report,
 )
 
-from test_evaluate_tool import ENV, REPO, load_tool, trained  # noqa: F401  (module-scoped fixture)
+# ``trained as trained``: an explicit re-export, so ruff sees the module-scoped fixture as used (no F811 at its use)
+from test_evaluate_tool import ENV, REPO, load_tool, trained as trained  # noqa: F401
 
 PAL19 = {tuple(c) for c in palette(19)}
 

@@ -31,7 +31,8 @@ def fwd_bwd_ms(clf: ASPPClassifier, x0: torch.Tensor, amp: bool, repeats: int = 
 def cmd_aspp(a: argparse.Namespace) -> None:
     """`aspp`: one line per shape and precision (FP32, bf16 autocast; channels_last) with the largest rel. diff."""
     torch.set_num_threads(a.threads)
-    print(f"{'channels x H x W':<18} {'precision':<9} {'conv ms':>8} {'gemm ms':>8} {'speed-up':>8} {'max rel. diff':>13}")
+    print(f"{'channels x H x W':<18} {'precision':<9} {'conv ms':>8} {'gemm ms':>8} {'speed-up':>8} "
+          f"{'max rel. diff':>13}")
     for c, h, w in SHAPES:
         torch.manual_seed(0)
         clf = ASPPClassifier(c, 19)

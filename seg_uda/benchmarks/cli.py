@@ -28,7 +28,7 @@ DESCRIPTION = """Speed and memory benchmarks; each prints a table and saves it a
   python tools/benchmark.py aspp [--threads 2]               # the DeepLab-v2 classifier alone: convolutions vs GEMM
 
 ``train`` runs every variant in a fresh subprocess (own peak RSS) on the same weights and synthetic batches:
-``reference`` is ADVENT's loop (FP32, separate backward passes, `seg_uda.engine.reference`); the others are
+``reference`` is ADVENT's loop (FP32, separate backward passes, `seg_uda.benchmarks.reference`); the others are
 ``Trainer.run_step`` at FP32, bf16 autocast, bf16 + channels_last, and that with the DeepLab-v2 classifiers as one
 GEMM (``bf16_cl_gemm``, `seg_uda.models.deeplabv2.summed_dilated_conv3x3_gemm`). It reports s/iter, images/s, peak RSS
 (and CUDA peak), the speed-up over the reference, achieved FLOP/s against the GEMM peak measured in the same run,
@@ -83,7 +83,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     i = sub.add_parser("infer", help="inference images/s")
     common(i)
     i.add_argument("--amp", nargs="+", default=["none", "bf16"], choices=["none", "bf16", "fp16"])
-    i.add_argument("--channels-last", nargs="+", type=lambda s: s.lower() in ("1", "true", "yes"), default=[False, True])
+    i.add_argument("--channels-last", nargs="+", type=lambda s: s.lower() in ("1", "true", "yes"),
+                   default=[False, True])
     i.add_argument("--aspp-impl", nargs="+", choices=["conv", "gemm"],
                    help="DeepLab-v2 classifier implementations to compare (default: the config's)")
     i.add_argument("--size", type=int, nargs=2, metavar=("W", "H"))

@@ -14,8 +14,8 @@ from .common import environment, print_table, save_table
 def cmd_data(a: argparse.Namespace) -> List[Dict[str, Any]]:
     """`data`: images/s and ms/image of the configured datasets with N workers (start-up batches not timed)."""
     from seg_uda.config import load_config
-    from seg_uda.engine.builders import build_dataset
-    from seg_uda.engine.sampling import infinite_loader
+    from seg_uda.builders import build_dataset
+    from seg_uda.runtime.sampling import infinite_loader
 
     cfg = load_config(a.config, list(a.overrides))
     rows = []

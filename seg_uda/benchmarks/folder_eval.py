@@ -50,7 +50,8 @@ def generate(root: Path, n: int, height: int, width: int, seed: int = 0) -> Tupl
         gt = np.kron(blocks, np.ones((gb, gb), np.uint8))[:height, :width]
         inst_blocks = blocks.astype(np.uint16)
         has_inst = np.vectorize(lambda v: id2label[int(v)].hasInstances)(blocks)
-        inst_blocks[has_inst] = blocks[has_inst].astype(np.uint16) * 1000 + np.arange(int(has_inst.sum()), dtype=np.uint16)
+        instance_ids = np.arange(int(has_inst.sum()), dtype=np.uint16)
+        inst_blocks[has_inst] = blocks[has_inst].astype(np.uint16) * 1000 + instance_ids
         inst = np.kron(inst_blocks, np.ones((gb, gb), np.uint16))[:height, :width]
         err = rng.random((-(-height // pb), -(-width // pb))) < 0.3
         wrong = np.kron(err, np.ones((pb, pb), bool))[:height, :width]

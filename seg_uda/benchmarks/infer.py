@@ -16,7 +16,7 @@ from .common import environment, peak_rss_mib, print_table, resolve_device, save
 def cmd_infer(a: argparse.Namespace) -> List[Dict[str, Any]]:
     """`infer`: one row per (amp, channels_last, ASPP impl) combination; speed-up over the first row."""
     from seg_uda.config import load_config
-    from seg_uda.engine.builders import build_model
+    from seg_uda.builders import build_model
     from seg_uda.models import set_aspp_impl
 
     torch.set_num_threads(a.threads)

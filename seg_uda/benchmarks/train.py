@@ -49,6 +49,21 @@ def synthetic_batches(cfg: Any, device: torch.device, channels_last: bool, seed:
     return stream(src), stream(tgt)
 
 
+def bench_trainer(cfg: Any, loop: str, batches: tuple, **kwargs: Any) -> Any:
+    """A `Trainer` (or, for ``loop="reference"``, a `ReferenceTrainer`) that reads ``batches`` = (source stream,
+    target stream) instead of the configured datasets."""
+    from seg_uda.benchmarks.reference import ReferenceTrainer
+    from seg_uda.engine.trainer import Trainer
+
+    base = ReferenceTrainer if loop == "reference" else Trainer
+
+    class BenchTrainer(base):  # type: ignore[misc, valid-type]
+        def build_loader(self, role: str):
+            return batches[0] if role == "source" else batches[1]
+
+    return BenchTrainer(cfg, **kwargs)
+
+
 def domains_used(method: Any) -> int:
     """How many of the (source, target) batches an iteration of ``method`` reads (source-only / oracle: one)."""
     return int(method.uses_source) + int(method.uses_target or method.uses_target_labels)
@@ -57,7 +72,6 @@ def domains_used(method: Any) -> int:
 def train_worker(a: argparse.Namespace) -> None:
     """Runs one variant in this process and prints one JSON line."""
     from seg_uda.config import load_config
-    from seg_uda.engine.trainer import Trainer
 
     amp, channels_last, loop, aspp_impl = VARIANTS[a.variant]
     torch.set_num_threads(a.threads)
@@ -73,8 +87,8 @@ def train_worker(a: argparse.Namespace) -> None:
     amp, channels_last = cfg.schedule.amp, cfg.model.channels_last
     aspp_impl = aspp_impl or cfg.model.args.get("aspp_impl", "conv")
     with tempfile.TemporaryDirectory() as work_dir:
-        trainer = Trainer(cfg, work_dir=work_dir, progress=False, reference=loop == "reference",
-                          batches=synthetic_batches(cfg, device, channels_last))
+        trainer = bench_trainer(cfg, loop, synthetic_batches(cfg, device, channels_last), work_dir=work_dir,
+                                progress=False)
         from seg_uda.models import set_aspp_impl
 
         if not set_aspp_impl(trainer.model, aspp_impl) and aspp_impl != "conv":
@@ -161,9 +175,9 @@ def cmd_methods(a: argparse.Namespace) -> List[Dict[str, Any]]:
     md = print_table(f"train step per method: variant {a.variant} | {resolve_device(a.device).type}, {a.threads} "
                      f"threads | median of {a.iters} iters after {a.warmup} warm-up",
                      rows, [("config", "config", "{}"), ("method", "method", "{}"), ("model", "model", "{}"),
-                            ("source / target", "sizes", "{}"), ("amp", "amp", "{}"), ("s/iter", "s_per_iter", "{:.3f}"),
-                            ("it/s", "it_per_s", "{:.2f}"), ("img/s", "img_per_s", "{:.2f}"),
-                            ("peak RSS MiB", "peak_rss_mib", "{:.0f}")])
+                            ("source / target", "sizes", "{}"), ("amp", "amp", "{}"),
+                            ("s/iter", "s_per_iter", "{:.3f}"), ("it/s", "it_per_s", "{:.2f}"),
+                            ("img/s", "img_per_s", "{:.2f}"), ("peak RSS MiB", "peak_rss_mib", "{:.0f}")])
     save_table(a.out, "methods", {"env": environment(a.threads, resolve_device(a.device)), "rows": rows}, md)
     return rows
 
@@ -216,7 +230,8 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
     md = print_table(title, rows, cols)
     for r in rows:
         if r.get("profile"):
-            print(f"\nprofile of one iteration, {r['variant']} (top ops and input shapes by self time):\n{r['profile']}")
+            print(f"\nprofile of one iteration, {r['variant']} (top ops and input shapes by self time):"
+                  f"\n{r['profile']}")
     print("first-iteration losses:")
     for r in rows:
         print(f"  {r['variant']:<10} " + ", ".join(f"{k}={v:.5g}" for k, v in sorted(r["first_losses"].items())))

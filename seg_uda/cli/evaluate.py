@@ -58,13 +58,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--unknown-score", choices=("msp", "entropy", "head"), default=None,
                    help="open-set: unknown score (default: 'head' for a K+1 model, else 'msp'); needs data.openset")
     p.add_argument("--unknown-threshold", default=None, metavar="T|auto",
-                   help="open-set: msp: unknown if max prob < T; entropy: normalized entropy > T; head: p(unknown) > T; "
+                   help="open-set: msp: unknown if max prob < T; entropy: normalized entropy > T; "
+                        "head: p(unknown) > T; "
                         "'auto': flag data.openset.calibration_fraction of the calibration (source) pixels")
     return p.parse_args(argv)
 
 
 def inference_options(args: argparse.Namespace):
-    from seg_uda.evaluation.runner import InferenceOptions
+    from seg_uda.evaluation.inference import InferenceOptions
 
     crop = (args.crop_size[1], args.crop_size[0]) if args.crop_size else None
     stride = None
@@ -133,8 +134,8 @@ def run_prediction_folder(args: argparse.Namespace, config: Optional[str], overr
 
 def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[str], checkpoints: List[str]) -> int:
     from seg_uda.config import ConfigError
-    from seg_uda.engine import dist
-    from seg_uda.engine.builders import build_dataset
+    from seg_uda.runtime import dist
+    from seg_uda.builders import build_dataset
     from seg_uda.evaluation.checkpoint_model import load_model, resolve_config
     from seg_uda.evaluation.runner import evaluate_models
 
@@ -180,7 +181,8 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
                          f"'{cfg.data.val.get('split', '')}' ({n_images} images)")
             write_outputs(args, metrics, cfg.data.num_classes, {
                 "config": config, "checkpoints": [str(Path(c)) for c in checkpoints],
-                "weights": args.weights, "fuse": args.fuse, "inference": vars(options) | {"scales": list(options.scales)},
+                "weights": args.weights, "fuse": args.fuse,
+                "inference": vars(options) | {"scales": list(options.scales)},
                 "amp": args.amp, "num_images": n_images, "dataset": cfg.data.val,
                 "world_size": dist.get_world_size(),
                 "predictions_dir": args.save_predictions,
@@ -196,8 +198,8 @@ def run_best_of_snapshots(args: argparse.Namespace, cfg, checkpoints: List[str],
     """Each checkpoint scored alone; the best mIoU is reported as ADVENT's TEST.MODE 'best' does (one model at a time
     in memory). The selection uses the target val labels, and the output says so."""
     from seg_uda.data.labels import class_names
-    from seg_uda.engine import dist
-    from seg_uda.engine.builders import build_dataset
+    from seg_uda.runtime import dist
+    from seg_uda.builders import build_dataset
     from seg_uda.evaluation.checkpoint_model import load_model
     from seg_uda.evaluation.runner import evaluate_models
 
@@ -232,10 +234,10 @@ def run_best_of_snapshots(args: argparse.Namespace, cfg, checkpoints: List[str],
 
 def run_openset(args: argparse.Namespace, cfg, config: Optional[str], checkpoints: List[str], models, options) -> int:
     """Open-set evaluation: K+1 classes (last = unknown), Common / Private / H and AUROC / AP / FPR95."""
-    from seg_uda.engine import dist
-    from seg_uda.engine.builders import build_dataset, num_known_classes
+    from seg_uda.runtime import dist
+    from seg_uda.builders import build_calibration_dataset, build_dataset, num_known_classes
     from seg_uda.openset.evaluate import evaluate_openset, format_openset
-    from seg_uda.openset.posthoc import build_calibration_dataset, calibrate_threshold, to_score_threshold
+    from seg_uda.openset.posthoc import calibrate_threshold, to_score_threshold
 
     k = num_known_classes(cfg)
     threshold = None
@@ -252,7 +254,8 @@ def run_openset(args: argparse.Namespace, cfg, config: Optional[str], checkpoint
         try:
             threshold = to_score_threshold(args.unknown_score, float(args.unknown_threshold))
         except ValueError:
-            raise UsageError(f"--unknown-threshold must be a number or 'auto', got {args.unknown_threshold!r}") from None
+            raise UsageError("--unknown-threshold must be a number or 'auto', "
+                             f"got {args.unknown_threshold!r}") from None
     dataset = build_dataset(cfg, "val")
     workers = args.num_workers if args.num_workers is not None else min(cfg.data.num_workers, 2)
     max_images = args.max_images if args.max_images is not None else cfg.data.max_val_images
@@ -281,7 +284,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from seg_uda.cli import one_line
     from seg_uda.config import ConfigError
     from seg_uda.data import DatasetError
-    from seg_uda.engine.checkpoint import CheckpointError
+    from seg_uda.runtime.checkpoint import CheckpointError
 
     if args.threads:
         import torch

@@ -37,15 +37,16 @@ def main(argv=None) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     from seg_uda.data import DatasetError
-    from seg_uda.engine import dist
+    from seg_uda.runtime import dist
+    from seg_uda.benchmarks.reference import ReferenceTrainer
     from seg_uda.engine.trainer import Trainer
 
     import torch
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     try:
-        trainer = Trainer(cfg, resume=args.resume, work_dir=args.work_dir, progress=not args.no_progress,
-                          reference=args.reference)
+        trainer_class = ReferenceTrainer if args.reference else Trainer
+        trainer = trainer_class(cfg, resume=args.resume, work_dir=args.work_dir, progress=not args.no_progress)
         result = trainer.train()
         if result and trainer.is_main:
             print(f"final val mIoU: {100 * result['miou']:.2f}  ({trainer.work_dir / 'final_metrics.json'})")

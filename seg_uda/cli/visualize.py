@@ -103,9 +103,9 @@ def render_samples(args: argparse.Namespace, out: Path) -> List[Tuple[str, Path]
     import torch
 
     from seg_uda.data.labels import palette as builtin_palette
-    from seg_uda.engine.builders import build_dataset, dataset_transform
+    from seg_uda.builders import build_dataset, dataset_transform
     from seg_uda.evaluation.checkpoint_model import load_model, resolve_config, split_cli_inputs
-    from seg_uda.evaluation.runner import InferenceOptions, predict_sample_probs
+    from seg_uda.evaluation.inference import InferenceOptions, predict_sample_probs
     from seg_uda.visualization import (
         colorize_labels, compose_row, prediction_and_unknown, sample_tiles, save_rgb_png,
     )
@@ -122,7 +122,7 @@ def render_samples(args: argparse.Namespace, out: Path) -> List[Tuple[str, Path]
     device = torch.device("cuda" if use_cuda else "cpu")
     models = [load_model(cfg, p, device, checkpoint=first if i == 0 else None) for i, p in enumerate(checkpoints)]
     options = InferenceOptions(flip=args.flip, scales=tuple(args.scales))
-    from seg_uda.engine.builders import num_known_classes
+    from seg_uda.builders import num_known_classes
 
     k = num_known_classes(cfg)  # K known classes (open-set: a (K+1)-th output channel is *unknown*)
 
@@ -187,7 +187,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from seg_uda.cli import one_line
     from seg_uda.config import ConfigError
     from seg_uda.data import DatasetError
-    from seg_uda.engine.checkpoint import CheckpointError
+    from seg_uda.runtime.checkpoint import CheckpointError
 
     if args.threads:
         import torch

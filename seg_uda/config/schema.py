@@ -56,6 +56,8 @@ class DataConfig:
     val_batch_size: int = 1
     num_workers: int = 2
     max_val_images: Optional[int] = None  # evaluate on the first N val images only (quick checks)
+    rcs_temperature: Optional[float] = None  # source rare-class sampling (DAFormer: 0.01); None = off
+    rcs_min_pixels: int = 3000  # RCS draws an image among those with >= this many pixels of the class (label res)
     openset: OpenSetConfig = field(default_factory=OpenSetConfig)  # disabled: closed-set
 
 
@@ -333,6 +335,11 @@ def validate_components(cfg: Config) -> Config:
                           f"({cfg.schedule.max_iters}), got {horizon}")
     if cfg.data.batch_size <= 0:
         raise ConfigError(f"'data.batch_size' must be positive, got {cfg.data.batch_size}")
+    if cfg.data.rcs_temperature is not None and cfg.data.rcs_temperature <= 0:
+        raise ConfigError(f"'data.rcs_temperature' must be positive (DAFormer: 0.01) or null to disable "
+                          f"rare-class sampling, got {cfg.data.rcs_temperature}")
+    if cfg.data.rcs_min_pixels < 0:
+        raise ConfigError(f"'data.rcs_min_pixels' must be >= 0, got {cfg.data.rcs_min_pixels}")
     return cfg
 
 
@@ -341,7 +348,7 @@ def _validate_openset(cfg: Config) -> None:
     oc = cfg.data.openset
     if not oc.enabled:
         return
-    from ..openset.remap import OpenSetProtocol
+    from ..data.openset import OpenSetProtocol
 
     try:
         OpenSetProtocol(cfg.data.num_classes, oc.private_classes)
@@ -358,7 +365,8 @@ def _validate_openset(cfg: Config) -> None:
 
         spec = dict(oc.calibration)
         if "type" not in spec:
-            raise ConfigError(f"'data.openset.calibration.type' is required. Valid options: {', '.join(DATASETS.names())}")
+            raise ConfigError("'data.openset.calibration.type' is required. "
+                              f"Valid options: {', '.join(DATASETS.names())}")
         factory = _registry_get(DATASETS, spec.pop("type"), "data.openset.calibration.type")
         kwargs = check_component_kwargs(factory, spec, "data.openset.calibration", DATASET_INJECTED)
         oc.calibration = {"type": oc.calibration["type"], **kwargs}

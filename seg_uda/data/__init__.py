@@ -61,6 +61,6 @@ __all__ = [
     "SYNTHIA16_IN_19", "SYNTHIA13_CLASSES", "SYNTHIA13_IN_16", "SYNTHIA13_IN_19", "PRIVATE_CLASSES",
     "TRAINID_TO_LABELID", "LabelMapping", "class_names", "palette", "colorize", "trainid_to_labelid",
     "trainid_to_labelid_lut",
-    "NORMALIZATIONS", "BGR_NORMALIZATIONS", "normalization", "denormalize", "build_train_transform", "build_eval_transform",
-    "TrainTransform", "EvalTransform", "TransformOutput",
+    "NORMALIZATIONS", "BGR_NORMALIZATIONS", "normalization", "denormalize", "build_train_transform",
+    "build_eval_transform", "TrainTransform", "EvalTransform", "TransformOutput",
 ]

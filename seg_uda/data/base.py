@@ -161,6 +161,9 @@ class SegmentationDataset(Dataset):
 
     dataset_name = "dataset"
     ignore_index = IGNORE_INDEX
+    #: the label space is data.num_classes (19 or 16 train ids), which the builder passes; a dataset that names
+    #: its own classes (``folder``) sets this False
+    takes_num_classes = True
 
     def __init__(
         self,
@@ -199,7 +202,8 @@ class SegmentationDataset(Dataset):
         if not samples:
             raise DatasetError(f"{self.dataset_name} split '{split}' under root '{self.root}' has no samples")
         if load_private and private_mapping is not None and not with_labels:
-            raise DatasetError(f"{self.dataset_name}: load_private=True needs with_labels=True (private ids come from the labels)")
+            raise DatasetError(f"{self.dataset_name}: load_private=True needs with_labels=True "
+                               "(private ids come from the labels)")
         for s in samples:
             if not s.image.is_file():
                 raise DatasetError(f"{self.dataset_name} image '{s.image}' does not exist")
@@ -237,7 +241,7 @@ class SegmentationDataset(Dataset):
             raw = self.read_label(s.label)
             image = self._fit_image(image, raw, s.image, s.label)
             out["image"] = image
-            out["label"] = self._map(self.mapping, raw, s.label) if self.mapping is not None else raw.astype(np.uint8)
+            out["label"] = self._train_ids(raw, s.label)
         if self.load_private:
             if self.private_mapping is not None:
                 assert raw is not None and s.label is not None
@@ -251,6 +255,14 @@ class SegmentationDataset(Dataset):
                 out["label"] = np.where(private > 0, np.uint8(IGNORE_INDEX), out["label"])
             out["private"] = private
         return out
+
+    def load_train_ids(self, index: int) -> np.ndarray:
+        """Train-id label of sample ``index`` at file resolution, without decoding its image (cheap label statistics,
+        e.g. rare-class sampling). Private pixels (``load_private``) are not set to 255 here."""
+        s = self.samples[index]
+        if not self.with_labels or s.label is None:
+            raise DatasetError(f"{self.dataset_name}: load_train_ids needs a dataset built with with_labels=True")
+        return self._train_ids(self.read_label(s.label), s.label)
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         arrays = self.load_arrays(index)
@@ -294,6 +306,9 @@ class SegmentationDataset(Dataset):
                 f"label '{label_path}' is {lw}x{lh} but its image '{image_path}' is {iw}x{ih} (WxH)"
             )
 
+    def _train_ids(self, raw: np.ndarray, path: Path) -> np.ndarray:
+        return self._map(self.mapping, raw, path) if self.mapping is not None else raw.astype(np.uint8)
+
     @staticmethod
     def _map(mapping: LabelMapping, raw: np.ndarray, path: Path) -> np.ndarray:
         try:
@@ -302,7 +317,8 @@ class SegmentationDataset(Dataset):
             raise DatasetError(str(exc)) from exc
 
 
-def discover_flat(image_dir: Path, split: str, list_file: Optional[PathLike], dataset: str, ext: str = ".png") -> List[str]:
+def discover_flat(image_dir: Path, split: str, list_file: Optional[PathLike], dataset: str,
+                  ext: str = ".png") -> List[str]:
     """Sorted frame names of a flat ``image_dir/NAME.png`` layout: all frames for split 'all', or a list file's."""
     if list_file is not None:
         return [strip_suffix(n, [ext]) for n in read_list_file(list_file)]

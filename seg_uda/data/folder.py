@@ -22,6 +22,8 @@ class FolderDataset(SegmentationDataset):
     symlinks resolving outside the root are rejected.
     """
 
+    takes_num_classes = False  # its classes are class_names, not a Cityscapes train-id space
+
     dataset_name = "Folder"
 
     def __init__(
@@ -61,7 +63,8 @@ class FolderDataset(SegmentationDataset):
             found: List[Tuple[str, Path]] = []
             for entry in read_list_file(list_file):
                 name = strip_suffix(entry, IMAGE_EXTS)
-                path = next((image_dir / f"{name}{e}" for e in IMAGE_EXTS if (image_dir / f"{name}{e}").is_file()), None)
+                path = next((image_dir / f"{name}{e}" for e in IMAGE_EXTS
+                             if (image_dir / f"{name}{e}").is_file()), None)
                 if path is None:
                     raise DatasetError(f"Folder: '{entry}' from list file '{list_file}' has no image in '{image_dir}'")
                 found.append((name, path))

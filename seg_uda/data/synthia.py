@@ -7,7 +7,9 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .base import DatasetError, PathLike, SampleFiles, SegmentationDataset, Transform, check_dir, check_root, discover_flat
+from .base import (
+    DatasetError, PathLike, SampleFiles, SegmentationDataset, Transform, check_dir, check_root, discover_flat,
+)
 from .labels import class_names, palette, synthia_mapping
 
 

@@ -66,6 +66,14 @@ def normalization(name: str) -> Stats:
         raise KeyError(f"unknown normalization '{name}'; valid: {', '.join(sorted(NORMALIZATIONS))}") from None
 
 
+def tensor_normalization(name: str) -> Tuple[List[float], List[float]]:
+    """(mean, std) of a named normalization in the channel order of the normalized tensors (BGR for 'caffe'),
+    [0, 1] units: ``tensor * std + mean`` gives back the pixels, for methods that augment raw pixels."""
+    mean, std = normalization(name)
+    order = slice(None, None, -1) if name in BGR_NORMALIZATIONS else slice(None)
+    return list(mean[order]), list(std[order])
+
+
 class TransformOutput(NamedTuple):
     """Result of a transform: normalized image, int64 label (or None) and transformed extra maps."""
 
@@ -175,7 +183,8 @@ class EvalTransform:
         return TransformOutput(self.normalize(image), lab, tensors)
 
     def __repr__(self) -> str:
-        return f"EvalTransform(size={self.size}, resize_label={self.resize_label}, mean={tuple(round(float(v), 4) for v in self.normalize.mean)})"
+        return (f"EvalTransform(size={self.size}, resize_label={self.resize_label}, "
+                f"mean={tuple(round(float(v), 4) for v in self.normalize.mean)})")
 
 
 class TrainTransform:
@@ -229,7 +238,8 @@ class TrainTransform:
         return TransformOutput(self.normalize(res["image"]), lab, tensors)
 
     def __repr__(self) -> str:
-        names = ", ".join(["PILResize"] * (self.pil_resize is not None) + [type(t).__name__ for t in self.compose.transforms])
+        names = ", ".join(["PILResize"] * (self.pil_resize is not None)
+                          + [type(t).__name__ for t in self.compose.transforms])
         return f"TrainTransform([{names}], mean={tuple(round(float(v), 4) for v in self.normalize.mean)})"
 
 
@@ -265,7 +275,8 @@ def build_train_transform(
     m, s, bgr = _resolve_stats(mean, std, normalize)
     ops: List[Any] = []
     if size_ is not None and resize_backend == "cv2":
-        ops.append(A.Resize(height=size_[1], width=size_[0], interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST))
+        ops.append(A.Resize(height=size_[1], width=size_[0], interpolation=cv2.INTER_LINEAR,
+                            mask_interpolation=cv2.INTER_NEAREST))
     if scale_range is not None:
         lo, hi = (float(v) for v in scale_range)
         if not 0 < lo <= hi:
@@ -273,11 +284,13 @@ def build_train_transform(
         if crop_ is None:
             raise ValueError("scale_range needs a crop target: give size or crop_size")
         ops.append(
-            A.RandomScale(scale_limit=(lo - 1.0, hi - 1.0), interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST, p=1.0)
+            A.RandomScale(scale_limit=(lo - 1.0, hi - 1.0), interpolation=cv2.INTER_LINEAR,
+                          mask_interpolation=cv2.INTER_NEAREST, p=1.0)
         )
     if crop_ is not None and (scale_range is not None or crop_ != size_):
         cw, ch = crop_
-        ops.append(A.PadIfNeeded(min_height=ch, min_width=cw, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE_INDEX))
+        ops.append(A.PadIfNeeded(min_height=ch, min_width=cw, position="top_left", border_mode=cv2.BORDER_CONSTANT,
+                                 fill=0, fill_mask=IGNORE_INDEX))
         ops.append(A.RandomCrop(height=ch, width=cw))
     if hflip:
         ops.append(A.HorizontalFlip(p=0.5))

@@ -10,7 +10,7 @@ from .folder_eval import (
     read_label_png,
     write_label_png,
 )
-from .inference import ensemble_predict, predict_logits, predict_probs
+from .inference import InferenceOptions, ensemble_predict, predict_logits, predict_probs, predict_sample_probs
 
 __all__ = [
     "CITYSCAPES_GT_SUFFIX",
@@ -30,9 +30,11 @@ __all__ = [
 ]
 
 from .checkpoint_model import CheckpointMismatchError, load_model, load_models  # noqa: E402
-from .runner import InferenceOptions, evaluate_models, metrics_dict, save_labelid_prediction  # noqa: E402
+from .runner import (  # noqa: E402
+    SegmentationAccumulator, evaluate_models, metrics_dict, run_evaluation, save_labelid_prediction,
+)
 
 __all__ += [
-    "CheckpointMismatchError", "InferenceOptions", "evaluate_models", "load_model", "load_models", "metrics_dict",
-    "save_labelid_prediction",
+    "CheckpointMismatchError", "InferenceOptions", "SegmentationAccumulator", "evaluate_models", "load_model",
+    "load_models", "metrics_dict", "predict_sample_probs", "run_evaluation", "save_labelid_prediction",
 ]

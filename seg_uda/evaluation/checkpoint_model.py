@@ -13,9 +13,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from ..config import Config, ConfigError, config_from_dict
+from ..builders import build_model
+from ..config import Config, ConfigError, config_from_dict, load_config
 from ..config.loader import deep_merge, parse_overrides
-from ..engine.checkpoint import CheckpointError, check_checkpoint, read_checkpoint_file
+from ..models.pretrained import advent_checkpoint_to_deeplabv2, is_advent_state_dict
+from ..runtime.checkpoint import CheckpointError, check_checkpoint, read_checkpoint_file
 
 PathLike = Union[str, Path]
 
@@ -28,9 +30,8 @@ ADVENT_FORMAT = "advent"
 
 
 def load_eval_checkpoint(path: PathLike) -> Dict[str, Any]:
-    """A seg_uda checkpoint, or a released ADVENT model converted to ``{"model": DeepLabV2 keys, "format": "advent"}``."""
-    from ..models.pretrained import advent_checkpoint_to_deeplabv2, is_advent_state_dict
-
+    """A seg_uda checkpoint, or a released ADVENT model converted to
+    ``{"model": DeepLabV2 keys, "format": "advent"}``."""
     obj = read_checkpoint_file(path)
     if is_advent_state_dict(obj):
         return {"model": advent_checkpoint_to_deeplabv2(obj), "format": ADVENT_FORMAT}
@@ -53,15 +54,10 @@ def config_from_checkpoint(ckpt: Mapping[str, Any], path: PathLike, overrides: S
 
 
 def inference_config(cfg: Config) -> Config:
-    """A copy of ``cfg`` whose model loads no pretrained encoder weights (the checkpoint provides them)."""
-    import inspect
-
-    from ..models import MODELS
-
+    """A copy of ``cfg`` whose model loads no pretrained encoder weights (the checkpoint provides them; every
+    registered model takes ``encoder_weights``)."""
     out = copy.deepcopy(cfg)
-    params = inspect.signature(MODELS.get(cfg.model.name)).parameters
-    if "encoder_weights" in params or "encoder_weights" in out.model.args:
-        out.model.args = {**out.model.args, "encoder_weights": None}
+    out.model.args = {**out.model.args, "encoder_weights": None}
     return out
 
 
@@ -119,8 +115,6 @@ def load_model(
     :class:`CheckpointMismatchError` (class count or architecture differs), both naming the file.
     ``checkpoint`` is the already-loaded contents of ``checkpoint_path`` (avoids reading it twice).
     """
-    from ..engine.builders import build_model
-
     ckpt = load_eval_checkpoint(checkpoint_path) if checkpoint is None else checkpoint
     if cfg is None:
         cfg = config_from_checkpoint(ckpt, checkpoint_path, overrides)
@@ -178,8 +172,6 @@ def resolve_config(
 ) -> Tuple[Config, Optional[Dict[str, Any]]]:
     """(config, first checkpoint's contents or None): from the YAML ``config`` if given, else from the first
     checkpoint's stored config; overrides applied either way."""
-    from ..config import load_config
-
     first = load_eval_checkpoint(checkpoints[0]) if checkpoints else None
     if config is not None:
         return load_config(config, overrides), first

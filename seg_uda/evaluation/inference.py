@@ -6,8 +6,10 @@ into softmax probabilities and averaged over flips and scales. Callers put the m
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -188,3 +190,57 @@ def ensemble_predict(
         fused = weight * part if fused is None else fused + weight * part
     assert fused is not None
     return fused if fuse == "prob" else torch.softmax(fused, dim=1)
+
+
+@dataclass
+class InferenceOptions:
+    """How each image is predicted: whole / sliding window, flips, scales (see ``inference.predict_probs``)."""
+
+    mode: str = "whole"
+    crop_size: Optional[Tuple[int, int]] = None  # (height, width) windows for mode="slide"
+    stride: Optional[Tuple[int, int]] = None  # (height, width); default 2/3 of the crop
+    flip: bool = False
+    scales: Sequence[float] = field(default_factory=lambda: (1.0,))
+
+    def kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments for ``predict_probs`` / ``ensemble_predict``."""
+        if self.mode not in ("whole", "slide"):
+            raise ValueError(f"inference mode must be 'whole' or 'slide', got {self.mode!r}")
+        if self.mode == "slide" and self.crop_size is None:
+            raise ValueError("inference mode 'slide' needs a crop size")
+        return {"mode": self.mode, "crop_size": self.crop_size, "stride": self.stride, "flip": self.flip,
+                "scales": tuple(self.scales)}
+
+
+def autocast_context(device: torch.device, amp: Optional[str]) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for amp 'bf16' / 'fp16' (CUDA only), or a no-op for None / 'none'."""
+    if amp in (None, "none"):
+        return contextlib.nullcontext()
+    if amp == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if amp == "fp16":
+        if device.type != "cuda":
+            raise ValueError("amp 'fp16' needs CUDA; use 'bf16' on the CPU")
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    raise ValueError(f"amp must be 'none', 'bf16' or 'fp16', got {amp!r}")
+
+
+@torch.no_grad()
+def predict_sample_probs(
+    models: Sequence[nn.Module],
+    image: torch.Tensor,
+    out_size: Tuple[int, int],
+    weights: Optional[Sequence[float]] = None,
+    fuse: str = "prob",
+    options: Optional[InferenceOptions] = None,
+    amp: Optional[str] = None,
+) -> torch.Tensor:
+    """Fused softmax probabilities [N, K, H, W] of ``models`` for a normalized image batch, at ``out_size``."""
+    opts = options or InferenceOptions()
+    device = next(models[0].parameters()).device
+    x = image.to(device)
+    for m in models:
+        m.eval()
+    with autocast_context(device, amp):
+        probs = ensemble_predict(models, weights, x, out_size, fuse=fuse, **opts.kwargs())
+    return probs.float()

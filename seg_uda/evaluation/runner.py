@@ -1,81 +1,33 @@
-"""Evaluate one model or a weighted ensemble on a labelled dataset at ground-truth resolution, rank-sharded.
+"""The one evaluation loop: (an ensemble of) models over a labelled dataset at ground-truth resolution,
+rank-sharded, feeding each image's fused probabilities to *accumulators* that are summed over ranks at the end.
 
-Shared by ``tools/evaluate.py``, the visualizer and demos: inference options, metric computation (with the
-SYNTHIA 13-class mIoU for 16-class models) and saving Cityscapes ``labelIds`` PNGs in the submission layout.
+Training-time validation, ``tools/evaluate.py``, the visualizer, open-set scoring
+(:class:`~seg_uda.openset.evaluate.OpenSetAccumulator`) and threshold calibration all run through
+:func:`run_evaluation`; :class:`SegmentationAccumulator` is the closed-set confusion matrix (with SYNTHIA's
+13-class mIoU for 16-class models) and can save Cityscapes ``labelIds`` PNGs in the submission layout.
 """
 from __future__ import annotations
 
-import contextlib
+import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Union
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..data.labels import SYNTHIA13_IN_16, cityscapes_mapping, trainid_to_labelid
+from ..runtime import dist
+from ..runtime.sampling import shard_indices
 from .confusion import ConfusionMatrix, SegMetrics
-from .inference import ensemble_predict
+from .folder_eval import write_label_png
+from .inference import InferenceOptions, predict_sample_probs
 
 PathLike = Union[str, Path]
 PREDICTION_SUFFIX = "_pred_labelIds.png"
 """Saved predictions are ``DIR/<name>_pred_labelIds.png`` (name = '<city>/<stem>'), which cityscapesscripts
 and :func:`~seg_uda.evaluation.folder_eval.evaluate_prediction_folder` match with ``<stem>*.png``."""
-
-
-@dataclass
-class InferenceOptions:
-    """How each image is predicted: whole / sliding window, flips, scales (see ``inference.predict_probs``)."""
-
-    mode: str = "whole"
-    crop_size: Optional[Tuple[int, int]] = None  # (height, width) windows for mode="slide"
-    stride: Optional[Tuple[int, int]] = None  # (height, width); default 2/3 of the crop
-    flip: bool = False
-    scales: Sequence[float] = field(default_factory=lambda: (1.0,))
-
-    def kwargs(self) -> Dict[str, Any]:
-        """Keyword arguments for ``predict_probs`` / ``ensemble_predict``."""
-        if self.mode not in ("whole", "slide"):
-            raise ValueError(f"inference mode must be 'whole' or 'slide', got {self.mode!r}")
-        if self.mode == "slide" and self.crop_size is None:
-            raise ValueError("inference mode 'slide' needs a crop size")
-        return {"mode": self.mode, "crop_size": self.crop_size, "stride": self.stride, "flip": self.flip,
-                "scales": tuple(self.scales)}
-
-
-def autocast_context(device: torch.device, amp: Optional[str]) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for amp 'bf16' / 'fp16' (CUDA only), or a no-op for None / 'none'."""
-    if amp in (None, "none"):
-        return contextlib.nullcontext()
-    if amp == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    if amp == "fp16":
-        if device.type != "cuda":
-            raise ValueError("amp 'fp16' needs CUDA; use 'bf16' on the CPU")
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    raise ValueError(f"amp must be 'none', 'bf16' or 'fp16', got {amp!r}")
-
-
-@torch.no_grad()
-def predict_sample_probs(
-    models: Sequence[nn.Module],
-    image: torch.Tensor,
-    out_size: Tuple[int, int],
-    weights: Optional[Sequence[float]] = None,
-    fuse: str = "prob",
-    options: Optional[InferenceOptions] = None,
-    amp: Optional[str] = None,
-) -> torch.Tensor:
-    """Fused softmax probabilities [N, K, H, W] of ``models`` for a normalized image batch, at ``out_size``."""
-    opts = options or InferenceOptions()
-    device = next(models[0].parameters()).device
-    x = image.to(device)
-    for m in models:
-        m.eval()
-    with autocast_context(device, amp):
-        probs = ensemble_predict(models, weights, x, out_size, fuse=fuse, **opts.kwargs())
-    return probs.float()
 
 
 def prediction_path(out_dir: PathLike, name: str) -> Path:
@@ -88,9 +40,6 @@ def prediction_path(out_dir: PathLike, name: str) -> Path:
 
 def save_labelid_prediction(pred: np.ndarray, name: str, out_dir: PathLike, num_classes: int) -> Path:
     """Write a train-id prediction as a Cityscapes label-id PNG (official submission encoding)."""
-    from ..data.labels import trainid_to_labelid
-    from .folder_eval import write_label_png
-
     ids = trainid_to_labelid(np.asarray(pred), num_classes=num_classes)
     path = prediction_path(out_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,8 +49,6 @@ def save_labelid_prediction(pred: np.ndarray, name: str, out_dir: PathLike, num_
 
 def cityscapes_id_to_trainid_for(num_classes: int) -> Dict[int, int]:
     """Cityscapes label id -> train id in the 19- or 16-class space (for scoring saved predictions)."""
-    from ..data.labels import cityscapes_mapping
-
     m = cityscapes_mapping(num_classes)
     return {int(i): int(m.lut[i]) for i in m.known_ids if i < 256}
 
@@ -117,11 +64,89 @@ def metrics_dict(metrics: SegMetrics, num_classes: int) -> Dict[str, Any]:
 
 def miou_subset(metrics: SegMetrics, subset: Optional[Sequence[int]] = None) -> Optional[float]:
     """Mean IoU over ``subset`` (default SYNTHIA's 13 classes of the 16) from computed per-class IoUs."""
-    from ..data.labels import SYNTHIA13_IN_16
-
     ids = SYNTHIA13_IN_16 if subset is None else subset
     vals = [float(metrics.iou[i]) for i in ids if not math.isnan(float(metrics.iou[i]))]
     return sum(vals) / len(vals) if vals else None
+
+
+class Accumulator(Protocol):
+    """What :func:`run_evaluation` feeds: ``update`` per batch (its items and the fused probabilities
+    [N, C, H, W] at label resolution), then ``reduce`` once, on every rank, to sum the counts over ranks."""
+
+    def update(self, batch: Dict[str, Any], probs: torch.Tensor) -> None: ...
+
+    def reduce(self) -> None: ...
+
+
+@torch.no_grad()
+def run_evaluation(
+    models: Sequence[nn.Module],
+    dataset: Any,
+    accumulators: Sequence[Accumulator],
+    weights: Optional[Sequence[float]] = None,
+    fuse: str = "prob",
+    options: Optional[InferenceOptions] = None,
+    amp: Optional[str] = None,
+    max_images: Optional[int] = None,
+    num_workers: int = 0,
+    on_sample: Optional[Callable[[Dict[str, Any], torch.Tensor], None]] = None,
+) -> None:
+    """Predict every image of ``dataset`` (items: image, label, name) with the fused ``models`` at its label's
+    size and pass it to each accumulator; images are sharded over ranks with ``shard_indices`` and the
+    accumulators reduced over all ranks. ``on_sample(batch, probs)`` is called per image (e.g. to render)."""
+    if not models:
+        raise ValueError("evaluation needs at least one model")
+    if weights is not None and len(weights) != len(models):
+        raise ValueError(f"got {len(weights)} ensemble weights for {len(models)} models")
+    if len(dataset) == 0:
+        raise ValueError("evaluation dataset is empty")
+    idx = shard_indices(len(dataset), dist.get_rank(), dist.get_world_size(), max_images)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=1,
+                                         num_workers=num_workers)
+    for batch in loader:
+        if "label" not in batch:
+            raise ValueError("evaluation dataset has no labels (with_labels=False?)")
+        probs = predict_sample_probs(models, batch["image"], tuple(batch["label"].shape[-2:]), weights, fuse,
+                                     options, amp)
+        for acc in accumulators:
+            acc.update(batch, probs)
+        if on_sample is not None:
+            on_sample(batch, probs)
+    for acc in accumulators:
+        acc.reduce()
+
+
+class SegmentationAccumulator:
+    """Closed-set scoring: the argmax's confusion matrix over ``num_classes``; ``save_dir`` also writes each
+    prediction as a label-id PNG (this rank's shard)."""
+
+    def __init__(self, num_classes: int, class_names: Optional[Sequence[str]] = None,
+                 save_dir: Optional[PathLike] = None, device: Union[str, torch.device] = "cpu") -> None:
+        self.num_classes, self.class_names, self.save_dir = int(num_classes), class_names, save_dir
+        self.confusion = ConfusionMatrix(self.num_classes, device=device)
+
+    def update(self, batch: Dict[str, Any], probs: torch.Tensor) -> None:
+        if probs.shape[1] != self.num_classes:
+            raise ValueError(f"models predict {probs.shape[1]} classes, the evaluation expects {self.num_classes}")
+        pred = probs.argmax(1)
+        self.confusion.update(pred, batch["label"].to(pred.device))
+        if self.save_dir is not None:
+            for i, name in enumerate(batch["name"]):
+                save_labelid_prediction(pred[i].cpu().numpy(), name, self.save_dir, self.num_classes)
+
+    def reduce(self) -> None:
+        self.confusion.reduce_from_all_processes()
+
+    def metrics(self) -> SegMetrics:
+        return self.confusion.compute(class_names=self.class_names)
+
+    def result(self) -> Dict[str, Any]:
+        """The metrics as a JSON-ready dict, with ``miou_16`` / ``miou_13`` for 16 classes."""
+        return metrics_dict(self.metrics(), self.num_classes)
+
+
+def model_device(models: Sequence[nn.Module]) -> torch.device:
+    return next(models[0].parameters()).device if models else torch.device("cpu")
 
 
 @torch.no_grad()
@@ -139,48 +164,15 @@ def evaluate_models(
     num_workers: int = 0,
     on_sample: Optional[Callable[[Dict[str, Any], torch.Tensor], None]] = None,
 ) -> SegMetrics:
-    """Score (an ensemble of) ``models`` on ``dataset`` (items: image, label, name) at label resolution.
-
-    Images are sharded over ranks with ``shard_indices``; the confusion matrix is summed over all ranks, so
-    every rank returns the same metrics. ``save_dir`` writes each prediction as a label-id PNG (this rank's
-    shard). ``on_sample(item, probs)`` is called per image (e.g. to render panels).
-    """
-    from ..engine import dist
-    from ..engine.sampling import shard_indices
-
-    if not models:
-        raise ValueError("evaluate_models needs at least one model")
-    if weights is not None and len(weights) != len(models):
-        raise ValueError(f"got {len(weights)} ensemble weights for {len(models)} models")
-    if len(dataset) == 0:
-        raise ValueError("evaluation dataset is empty")
-    device = next(models[0].parameters()).device
-    cm = ConfusionMatrix(num_classes, device=device)
-    idx = shard_indices(len(dataset), dist.get_rank(), dist.get_world_size(), max_images)
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=1,
-                                         num_workers=num_workers)
-    for batch in loader:
-        if "label" not in batch:
-            raise ValueError("evaluation dataset has no labels (with_labels=False?)")
-        label = batch["label"]
-        probs = predict_sample_probs(models, batch["image"], tuple(label.shape[-2:]), weights, fuse, options, amp)
-        if probs.shape[1] != num_classes:
-            raise ValueError(f"models predict {probs.shape[1]} classes, the evaluation expects {num_classes}")
-        pred = probs.argmax(1)
-        cm.update(pred, label.to(device))
-        if save_dir is not None:
-            for i, name in enumerate(batch["name"]):
-                save_labelid_prediction(pred[i].cpu().numpy(), name, save_dir, num_classes)
-        if on_sample is not None:
-            on_sample(batch, probs)
-    cm.reduce_from_all_processes()
-    return cm.compute(class_names=class_names)
+    """Closed-set metrics of (an ensemble of) ``models`` on ``dataset``: :func:`run_evaluation` with one
+    :class:`SegmentationAccumulator`; every rank returns the same metrics."""
+    acc = SegmentationAccumulator(num_classes, class_names, save_dir, device=model_device(models))
+    run_evaluation(models, dataset, [acc], weights, fuse, options, amp, max_images, num_workers, on_sample)
+    return acc.metrics()
 
 
 def load_metrics_json(path: PathLike) -> Dict[str, Any]:
     """Read a metrics JSON (trainer ``final_metrics.json`` or ``evaluate.py --out-json``): needs miou and iou."""
-    import json
-
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"metrics file not found: {p}")
@@ -196,7 +188,6 @@ def load_metrics_json(path: PathLike) -> Dict[str, Any]:
 
 
 __all__ = [
-    "InferenceOptions", "PREDICTION_SUFFIX", "autocast_context", "cityscapes_id_to_trainid_for", "evaluate_models",
-    "load_metrics_json", "metrics_dict", "miou_subset", "predict_sample_probs", "prediction_path",
-    "save_labelid_prediction",
+    "Accumulator", "PREDICTION_SUFFIX", "SegmentationAccumulator", "cityscapes_id_to_trainid_for", "evaluate_models",
+    "load_metrics_json", "metrics_dict", "miou_subset", "prediction_path", "run_evaluation", "save_labelid_prediction",
 ]

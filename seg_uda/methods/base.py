@@ -9,6 +9,7 @@ from typing import Any, Iterator, Mapping
 
 from torch import Tensor, nn
 
+from seg_uda.data.openset import protocol_from_config
 from seg_uda.registry import Registry
 
 from .diagnostics import class_histogram, mean_entropy, total_variation
@@ -79,9 +80,7 @@ class UDAMethod(nn.Module):
     @classmethod
     def from_config(cls, cfg: Any, model: nn.Module | None = None) -> dict[str, Any]:
         """Constructor kwargs (detectron2's pattern): the config's method keys, K known classes, `model_args`."""
-        from seg_uda.openset.remap import protocol_from_config  # K = data.num_classes minus open-set private ones
-
-        protocol = protocol_from_config(cfg)
+        protocol = protocol_from_config(cfg)  # K = data.num_classes minus the open-set private classes
         num_classes = cfg.data.num_classes if protocol is None else protocol.num_known
         return {**cls.model_args(model), **cfg.method.args, "num_classes": num_classes}
 
@@ -107,7 +106,8 @@ class UDAMethod(nn.Module):
     def generator_step(
         self, model: nn.Module, source: Batch | None, target: Batch | None, progress: float
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Forward the segmenter; return (named weighted losses to sum and backprop, cache of detached tensors for D)."""
+        """Forward the segmenter; return (named weighted losses to sum and backprop,
+        cache of detached tensors for D)."""
         raise NotImplementedError
 
     def discriminator_step(self, cache: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -121,6 +121,15 @@ class UDAMethod(nn.Module):
     def extra_parameters(self) -> list[nn.Parameter]:
         """Method parameters trained by the segmenter optimizer at head LR (e.g. DANN's domain classifier)."""
         return []
+
+    def after_optimizer_step(self, model: nn.Module, iteration: int) -> None:
+        """Called by the trainer after each segmenter optimizer step with the (unwrapped) model and the 0-based
+        iteration; e.g. a mean teacher's EMA update. Default: nothing."""
+
+    def eval_models(self) -> dict[str, nn.Module]:
+        """Models besides the segmenter that the final evaluation also scores and reports under their name
+        (e.g. {"teacher": ...}); the segmenter stays the model that is evaluated and saved for inference."""
+        return {}
 
     def diagnostics(self, cache: Mapping[str, Tensor]) -> dict[str, object]:
         """Label-free diagnostics of the last `generator_step` (`seg_uda.methods.diagnostics`): mean prediction

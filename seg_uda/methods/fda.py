@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seg_uda.data.transforms import BGR_NORMALIZATIONS, normalization
+from seg_uda.data.transforms import tensor_normalization
 
 from .base import METHODS, Batch, UDAMethod
 
@@ -65,9 +65,8 @@ class FDA(UDAMethod):
 
     @classmethod
     def from_config(cls, cfg: Any, model: nn.Module | None = None) -> dict[str, Any]:
-        mean, std = normalization(cfg.data.normalization)  # RGB order; the caffe tensors are BGR
-        order = slice(None, None, -1) if cfg.data.normalization in BGR_NORMALIZATIONS else slice(None)
-        return {**super().from_config(cfg, model), "pixel_mean": list(mean[order]), "pixel_std": list(std[order])}
+        mean, std = tensor_normalization(cfg.data.normalization)  # the caffe tensors are BGR
+        return {**super().from_config(cfg, model), "pixel_mean": mean, "pixel_std": std}
 
     @torch.no_grad()
     def stylise(self, src: Tensor, tgt: Tensor) -> Tensor:

@@ -47,7 +47,8 @@ def confidence_pseudo_labels(known_probs: Tensor, unknown_fraction: float, known
     ``unknown_id``; other pixels with confidence >= ``known_threshold`` -> their argmax; the rest -> ``ignore_index``.
     """
     if known_probs.dim() != 4:
-        raise ValueError(f"confidence_pseudo_labels: expected [N, K, H, W] probabilities, got {tuple(known_probs.shape)}")
+        raise ValueError("confidence_pseudo_labels: expected [N, K, H, W] probabilities, "
+                         f"got {tuple(known_probs.shape)}")
     if not 0.0 <= float(unknown_fraction) < 1.0:
         raise ValueError(f"confidence_pseudo_labels: unknown_fraction must be in [0, 1), got {unknown_fraction}")
     conf, label = known_probs.max(1)

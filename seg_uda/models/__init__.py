@@ -28,8 +28,8 @@ def list_models() -> List[str]:
 
 
 __all__ = [
-    "MODELS", "build_model", "list_models", "DeepLabV2", "DeepLabV3Plus", "ASPPClassifier", "ASPP_IMPLS", "set_aspp_impl",
-    "FCDiscriminator", "DomainClassifier",
-    "GradientReversal", "GRLSchedule", "grad_reverse", "grl_schedule", "apply_bn_policy", "BN_POLICIES", "LITE0_OFFLINE",
-    "PretrainedWeightsError", "load_lite0_offline_state_dict",
+    "MODELS", "build_model", "list_models", "DeepLabV2", "DeepLabV3Plus", "ASPPClassifier", "ASPP_IMPLS",
+    "set_aspp_impl", "FCDiscriminator", "DomainClassifier",
+    "GradientReversal", "GRLSchedule", "grad_reverse", "grl_schedule", "apply_bn_policy", "BN_POLICIES",
+    "LITE0_OFFLINE", "PretrainedWeightsError", "load_lite0_offline_state_dict",
 ]

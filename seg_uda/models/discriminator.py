@@ -33,7 +33,8 @@ class FCDiscriminator(nn.Module):
 
 
 class DomainClassifier(nn.Module):
-    """Fully-convolutional per-location domain classifier: 3x3 conv -> ReLU -> 3x3 conv -> ReLU -> 1x1 conv (1 logit)."""
+    """Fully-convolutional per-location domain classifier:
+    3x3 conv -> ReLU -> 3x3 conv -> ReLU -> 1x1 conv (1 logit)."""
 
     def __init__(self, in_channels: int, hidden: int = 256) -> None:
         super().__init__()

@@ -123,7 +123,8 @@ def load_lite0_offline_state_dict() -> "OrderedDict[str, torch.Tensor]":
 
 # ------------------------------------------------------------------------------------------ local files
 def load_state_dict_file(path: Union[str, os.PathLike]) -> "OrderedDict[str, torch.Tensor]":
-    """Read a ``.pth`` state dict safely (``weights_only=True``); unwraps ``{"state_dict": ...}`` / ``{"model": ...}``."""
+    """Read a ``.pth`` state dict safely (``weights_only=True``);
+    unwraps ``{"state_dict": ...}`` / ``{"model": ...}``."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"weights file '{p}' does not exist")
@@ -161,8 +162,8 @@ def load_encoder_state_dict(encoder: nn.Module, state_dict: Mapping[str, torch.T
                             warn: bool = True) -> LoadReport:
     """Load ``state_dict`` (torchvision/timm naming) into ``encoder`` non-strictly; shape mismatches are errors.
 
-    Classifier keys (:data:`CLASSIFIER_PREFIXES`) the encoder lacks are skipped quietly; SMP's timm-universal encoders (keys under
-    ``model.``) are matched automatically. Missing/unexpected keys are reported in the returned
+    Classifier keys (:data:`CLASSIFIER_PREFIXES`) the encoder lacks are skipped quietly; SMP's timm-universal
+    encoders (keys under ``model.``) are matched automatically. Missing/unexpected keys are reported in the returned
     :class:`LoadReport` and, with ``warn``, as a warning. Raises if nothing matches.
     """
     sd = strip_wrapper_prefixes(state_dict)

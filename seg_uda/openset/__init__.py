@@ -10,7 +10,7 @@ from .metrics import (
     BinnedScoreMetrics, OpenSetMetrics, h_score, openset_from_confusion, score_metrics, score_metrics_from_counts,
 )
 from .posthoc import UNKNOWN_SCORES, calibrate_threshold, openset_prediction, unknown_score
-from .remap import BUS_PRIVATE_CLASSES, OpenSetDataset, OpenSetProtocol, protocol_from_config
+from ..data.openset import BUS_PRIVATE_CLASSES, OpenSetDataset, OpenSetProtocol, protocol_from_config
 
 __all__ = [
     "OpenSetProtocol", "OpenSetDataset", "protocol_from_config", "BUS_PRIVATE_CLASSES",

@@ -99,7 +99,8 @@ def score_metrics(scores: Any, is_unknown: Any, valid: Any = None, tpr_level: fl
     """Exact AUROC / AP / FPR95 of per-pixel ``scores`` (higher = more unknown) against boolean ``is_unknown``;
     ``valid`` (bool) selects the pixels to use (e.g. label != 255)."""
     s = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores, dtype=np.float64).ravel()
-    y = np.asarray(is_unknown.detach().cpu() if isinstance(is_unknown, torch.Tensor) else is_unknown).ravel().astype(bool)
+    y = np.asarray(is_unknown.detach().cpu() if isinstance(is_unknown, torch.Tensor)
+                   else is_unknown).ravel().astype(bool)
     if s.shape != y.shape:
         raise ValueError(f"scores and is_unknown differ in size: {s.shape} vs {y.shape}")
     if valid is not None:

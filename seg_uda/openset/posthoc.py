@@ -7,14 +7,16 @@ Thresholds are on the same scale: a pixel is unknown when score > threshold.
 """
 from __future__ import annotations
 
-import inspect
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
+import torch.distributed as tdist
+
+from ..evaluation.runner import model_device, run_evaluation
 
 __all__ = ["UNKNOWN_SCORES", "unknown_score", "openset_prediction", "calibrate_threshold", "quantile_from_hist",
-           "build_calibration_dataset", "to_score_threshold"]
+           "ScoreHistogram", "to_score_threshold"]
 
 UNKNOWN_SCORES = ("msp", "entropy", "head")
 
@@ -63,7 +65,8 @@ def openset_prediction(probs: torch.Tensor, num_known: int, score: Optional[str]
     if score is None:
         return probs.argmax(1)
     pred = _known_probs(probs, num_known).argmax(1)
-    return torch.where(unknown_score(probs, score, num_known) > float(threshold), torch.full_like(pred, num_known), pred)
+    unknown = unknown_score(probs, score, num_known) > float(threshold)
+    return torch.where(unknown, torch.full_like(pred, num_known), pred)
 
 
 def quantile_from_hist(hist: torch.Tensor, fraction: float) -> float:
@@ -82,56 +85,42 @@ def quantile_from_hist(hist: torch.Tensor, fraction: float) -> float:
     return i / n
 
 
+class ScoreHistogram:
+    """Accumulator of :func:`~seg_uda.evaluation.runner.run_evaluation`: the histogram of ``score`` over the
+    labelled (non-ignored) pixels, for :func:`quantile_from_hist`."""
+
+    def __init__(self, score: str, num_known: int, num_bins: int = 100_000, device: Any = "cpu") -> None:
+        self.score, self.num_known, self.num_bins = score, int(num_known), int(num_bins)
+        self.hist = torch.zeros(self.num_bins, dtype=torch.float64, device=device)
+
+    def update(self, batch: Dict[str, Any], probs: torch.Tensor) -> None:
+        s = unknown_score(probs, self.score, self.num_known)
+        valid = (batch["label"] != 255).to(s.device)
+        b = (s[valid].clamp(0, 1) * self.num_bins).long().clamp_max(self.num_bins - 1)
+        self.hist += torch.bincount(b, minlength=self.num_bins).double()
+
+    def reduce(self) -> None:
+        if tdist.is_available() and tdist.is_initialized():
+            tdist.all_reduce(self.hist)
+
+
 @torch.no_grad()
 def calibrate_threshold(models: Sequence[torch.nn.Module], dataset: Any, score: str, num_known: int,
                         fraction: float = 0.05, max_images: Optional[int] = None, num_bins: int = 100_000,
                         options: Any = None, amp: Optional[str] = None) -> float:
     """The score threshold that flags ``fraction`` of the labelled (non-ignored) pixels of ``dataset`` (held-out
     labelled *source* frames) as unknown: no target label is used. Sharded over ranks, histograms summed."""
-    from ..engine import dist
-    from ..engine.sampling import shard_indices
-    from ..evaluation.runner import predict_sample_probs
-
-    device = next(models[0].parameters()).device
-    hist = torch.zeros(num_bins, dtype=torch.float64, device=device)
-    idx = shard_indices(len(dataset), dist.get_rank(), dist.get_world_size(), max_images)
-    for i in idx:
-        item = dataset[i]
-        if "label" not in item:
-            raise ValueError("threshold calibration needs labelled source frames (the dataset has no 'label')")
-        label = item["label"][None]
-        probs = predict_sample_probs(models, item["image"][None], tuple(label.shape[-2:]), options=options, amp=amp)
-        s = unknown_score(probs, score, num_known)
-        valid = (label != 255).to(device)
-        b = (s[valid].clamp(0, 1) * num_bins).long().clamp_max(num_bins - 1)
-        hist += torch.bincount(b, minlength=num_bins).double()
-    import torch.distributed as tdist
-
-    if tdist.is_available() and tdist.is_initialized():
-        tdist.all_reduce(hist)
-    return quantile_from_hist(hist, fraction)
-
-
-def build_calibration_dataset(cfg: Any) -> Any:
-    """``data.openset.calibration`` (held-out labelled source frames) with an eval transform at data.source_size,
-    remapped as a *source* (private -> 255)."""
-    from ..data import DATASETS
-    from ..data.transforms import build_eval_transform
-    from .remap import OpenSetDataset, protocol_from_config
-
-    oc = cfg.data.openset
-    if oc.calibration is None:
-        raise ValueError("automatic thresholds need data.openset.calibration (a held-out labelled source split)")
-    spec = dict(oc.calibration)
-    factory = DATASETS.get(spec.pop("type"))
-    transform = build_eval_transform(size=tuple(cfg.data.source_size), normalize=cfg.data.normalization,
-                                     resize_backend=cfg.data.resize_backend)
-    kwargs = {**spec, "transform": transform}
-    if "num_classes" in inspect.signature(factory).parameters:
-        kwargs["num_classes"] = cfg.data.num_classes
-    ds = factory(**kwargs)
-    protocol = protocol_from_config(cfg)
-    return ds if protocol is None else OpenSetDataset(ds, protocol, "source")
+    if len(dataset) == 0:
+        raise ValueError("threshold calibration needs labelled source frames (the calibration set is empty)")
+    acc = ScoreHistogram(score, num_known, num_bins, device=model_device(models))
+    try:
+        run_evaluation(models, dataset, [acc], options=options, amp=amp, max_images=max_images)
+    except ValueError as e:
+        if "no labels" in str(e):
+            msg = "threshold calibration needs labelled source frames (the dataset has no 'label')"
+            raise ValueError(msg) from None
+        raise
+    return quantile_from_hist(acc.hist, fraction)
 
 
 def to_score_threshold(score: str, threshold: float) -> float:

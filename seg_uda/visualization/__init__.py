@@ -27,5 +27,6 @@ __all__ = [
     "CAPTION_HEIGHT", "caption_tile", "plot_diagnostics", "read_diagnostics",
     "CORRECT_COLOR", "ERROR_COLOR", "IGNORE_COLOR", "UNKNOWN_COLOR", "RunSummary", "colorize_labels",
     "compose_row", "confusion_matrix_png", "error_map", "heatmap", "iou_bar_chart", "normalized_entropy",
-    "overlay_mask", "prediction_and_unknown", "sample_tiles", "save_rgb_png", "unknown_mask_from_probs", "write_html_report",
+    "overlay_mask", "prediction_and_unknown", "sample_tiles", "save_rgb_png", "unknown_mask_from_probs",
+    "write_html_report",
 ]

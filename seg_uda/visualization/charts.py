@@ -9,6 +9,15 @@ import numpy as np
 PathLike = Union[str, Path]
 
 
+def _save_figure(fig: Any, out_path: PathLike) -> Path:
+    """Lay out ``fig`` and write it as a PNG at 100 dpi, creating the folder."""
+    fig.tight_layout()
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    return out
+
+
 def _pyplot():
     import matplotlib
 
@@ -59,13 +68,9 @@ def iou_bar_chart(
         ax.set_title(title)
         ax.legend(loc="upper right", fontsize="small")
         ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        out = Path(out_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
+        return _save_figure(fig, out_path)
     finally:
         plt.close(fig)
-    return out
 
 
 def confusion_matrix_png(
@@ -98,10 +103,6 @@ def confusion_matrix_png(
         ax.set_ylabel("ground truth")
         ax.set_title(title)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        fig.tight_layout()
-        out = Path(out_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
+        return _save_figure(fig, out_path)
     finally:
         plt.close(fig)
-    return out

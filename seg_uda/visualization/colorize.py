@@ -30,7 +30,8 @@ def colorize_labels(
     ids: np.ndarray, palette: Sequence[Sequence[int]], ignore_color: RGB = IGNORE_COLOR,
     ignore_index: int = IGNORE_INDEX,
 ) -> np.ndarray:
-    """HxW train ids -> HxWx3 uint8 in ``palette``; ``ignore_index`` and ids outside the palette get ``ignore_color``."""
+    """HxW train ids -> HxWx3 uint8 in ``palette``;
+    ``ignore_index`` and ids outside the palette get ``ignore_color``."""
     arr = _int_map(ids, "label map").astype(np.int64)
     pal = np.asarray(palette, dtype=np.uint8)
     if pal.ndim != 2 or pal.shape[1] != 3:

@@ -81,7 +81,8 @@ def write_html_report(
     if chart is not None:
         parts += ["<h2>Per-class IoU</h2>", f'<img src="{html.escape(_rel(chart, base))}" alt="per-class IoU chart">']
     for caption, img in images:
-        parts += [f"<h2>{html.escape(caption)}</h2>", f'<img src="{html.escape(_rel(img, base))}" alt="{html.escape(caption)}">']
+        parts += [f"<h2>{html.escape(caption)}</h2>",
+                  f'<img src="{html.escape(_rel(img, base))}" alt="{html.escape(caption)}">']
     if panels:
         parts.append("<h2>Samples</h2>")
         if panel_legend:

@@ -107,8 +107,8 @@ def write_preview(out_dir: Union[str, os.PathLike], png_path: Union[str, os.Path
     return path
 
 
-def preview_frames(frames: Sequence[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]], png_path: Union[str, os.PathLike],
-                   tile_height: int = 150) -> Path:
+def preview_frames(frames: Sequence[Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]],
+                   png_path: Union[str, os.PathLike], tile_height: int = 150) -> Path:
     """Write a preview of in-memory frames [(rgb, label_ids, private or None), ...], one per row."""
     rows = [[_fit(rgb, tile_height, False), _fit(colorize(lbl, priv), tile_height, True)] for rgb, lbl, priv in frames]
     path = Path(png_path)

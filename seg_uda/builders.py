@@ -1,19 +1,28 @@
-"""Map a validated Config onto the explicit constructors: datasets, model, method, optimizers."""
+"""Map a validated Config onto the explicit constructors: datasets, model, method, optimizers.
+
+Nothing here inspects a signature: datasets declare ``takes_num_classes``, models take ``num_classes`` and
+``bn_policy`` (the model contract, docs/architecture.md), methods build their arguments in ``from_config``.
+"""
 from __future__ import annotations
 
-import inspect
 from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..config import Config
+from .config import Config, ConfigError
+from .data import DATASETS
+from .data.transforms import build_eval_transform, build_train_transform
+from .methods import METHODS
+from .models import MODELS
+from .data.openset import OpenSetDataset, protocol_from_config
+from .data.rare_class import RareClassSampler, class_pixel_counts
+from .runtime.dist import is_main_process
 
 
 def dataset_transform(cfg: Config, role: str) -> Any:
     """The albumentations pipeline for `role` in {source, target, val}, normalized as data.normalization."""
-    from ..data.transforms import build_eval_transform, build_train_transform
-
     d = cfg.data
     norm = d.normalization  # by name, so that 'caffe' also gets its BGR channel order
     if role == "val":
@@ -29,53 +38,73 @@ def dataset_transform(cfg: Config, role: str) -> Any:
 
 def build_dataset(cfg: Config, role: str, with_labels: Optional[bool] = None) -> Any:
     """Build data.<role> with its transform. `with_labels=False` drops target labels (UDA); the oracle keeps them."""
-    from ..data import DATASETS
-
-    spec = dict(getattr(cfg.data, role))
-    factory = DATASETS.get(spec.pop("type"))
-    params = inspect.signature(factory).parameters
-    kwargs: Dict[str, Any] = {**spec, "transform": dataset_transform(cfg, role)}
-    if "num_classes" in params:
-        kwargs["num_classes"] = cfg.data.num_classes
-    if with_labels is not None and "with_labels" in params:
-        kwargs["with_labels"] = with_labels
-    dataset = factory(**kwargs)
-    if callable(getattr(dataset, "summary", None)):  # e.g. how many GTA5 pairs this copy holds
-        from .dist import is_main_process
-
-        if is_main_process():
-            print(f"data.{role}: {dataset.summary()}", flush=True)
-    from ..openset.remap import OpenSetDataset, protocol_from_config
-
+    dataset = _dataset_from_spec(cfg, getattr(cfg.data, role), dataset_transform(cfg, role), with_labels)
+    if callable(getattr(dataset, "summary", None)) and is_main_process():  # e.g. how many GTA5 pairs this copy holds
+        print(f"data.{role}: {dataset.summary()}", flush=True)
     protocol = protocol_from_config(cfg)  # open-set: known -> 0..K-1, private -> 255 (source) / K (target)
     return dataset if protocol is None else OpenSetDataset(dataset, protocol, role)
 
 
+def _dataset_from_spec(cfg: Config, spec: Dict[str, Any], transform: Any, with_labels: Optional[bool]) -> Any:
+    """``DATASETS[spec.type](**spec, transform)`` plus data.num_classes where the class ``takes_num_classes``."""
+    kwargs = dict(spec)
+    factory = DATASETS.get(kwargs.pop("type"))
+    kwargs["transform"] = transform
+    if getattr(factory, "takes_num_classes", False):
+        kwargs["num_classes"] = cfg.data.num_classes
+    if with_labels is not None:
+        kwargs["with_labels"] = with_labels
+    return factory(**kwargs)
+
+
+def build_source_sampler(cfg: Config, dataset: Any, seed: int, rank: int, world_size: int,
+                         start: int) -> Optional[torch.utils.data.Sampler]:
+    """DAFormer rare-class sampling of the source stream when data.rcs_temperature is set, else None (uniform
+    epochs). ``start``: this rank's samples already drawn (start_batch * batch_size), as InfiniteStreamSampler's."""
+    temperature = cfg.data.rcs_temperature
+    if temperature is None:
+        return None
+    counts = class_pixel_counts(dataset, num_known_classes(cfg))
+    sampler = RareClassSampler(counts, temperature, cfg.data.rcs_min_pixels, seed=seed, rank=rank,
+                               world_size=world_size, start=start)
+    if rank == 0:
+        names = list(getattr(dataset, "class_names", None) or [])
+        top = np.argsort(-sampler.probs, kind="stable")[:5]
+        desc = ", ".join(f"{names[c] if c < len(names) else c} {p:.3f}"
+                         for c, p in zip(sampler.classes[top], sampler.probs[top]))
+        print(f"data.source: rare-class sampling (T={temperature}, min_pixels={cfg.data.rcs_min_pixels}, "
+              f"{len(sampler.classes)} classes); most likely: {desc}", flush=True)
+    return sampler
+
+
+def build_calibration_dataset(cfg: Config) -> Any:
+    """``data.openset.calibration`` (held-out labelled source frames) with an eval transform at data.source_size,
+    remapped as a *source* (private -> 255): what open-set thresholds are calibrated on, without target labels."""
+    oc = cfg.data.openset
+    if oc.calibration is None:
+        raise ValueError("automatic thresholds need data.openset.calibration (a held-out labelled source split)")
+    transform = build_eval_transform(size=tuple(cfg.data.source_size), normalize=cfg.data.normalization,
+                                     resize_backend=cfg.data.resize_backend)
+    ds = _dataset_from_spec(cfg, dict(oc.calibration), transform, None)
+    protocol = protocol_from_config(cfg)
+    return ds if protocol is None else OpenSetDataset(ds, protocol, "source")
+
+
 def num_known_classes(cfg: Config) -> int:
     """K: data.num_classes minus the open-set private classes (= data.num_classes when closed-set)."""
-    from ..openset.remap import protocol_from_config
-
     protocol = protocol_from_config(cfg)
     return cfg.data.num_classes if protocol is None else protocol.num_known
 
 
 def model_num_outputs(cfg: Config) -> int:
     """Segmenter output channels: K, plus one *unknown* channel when the method declares ``unknown_head``."""
-    from ..methods import METHODS
-
     return num_known_classes(cfg) + int(METHODS.get(cfg.method.name).unknown_head)
 
 
 def build_model(cfg: Config) -> nn.Module:
-    """The segmenter with the config's BatchNorm policy."""
-    from ..models import MODELS
-    from ..models.batchnorm import apply_bn_policy
-
-    factory = MODELS.get(cfg.model.name)
-    n_out = model_num_outputs(cfg)
-    if "bn_policy" in inspect.signature(factory).parameters:
-        return factory(num_classes=n_out, bn_policy=cfg.model.bn_policy, **cfg.model.args)
-    return apply_bn_policy(factory(num_classes=n_out, **cfg.model.args), cfg.model.bn_policy)
+    """The segmenter with the config's BatchNorm policy (every registered model takes num_classes and bn_policy)."""
+    return MODELS.get(cfg.model.name)(num_classes=model_num_outputs(cfg), bn_policy=cfg.model.bn_policy,
+                                      **cfg.model.args)
 
 
 def model_multi_level(model: nn.Module) -> bool:
@@ -85,13 +114,9 @@ def model_multi_level(model: nn.Module) -> bool:
 def build_method(cfg: Config, model: Optional[nn.Module] = None) -> nn.Module:
     """The UDA method from its `from_config` (K, the method keys, what it declares it takes from the model);
     `multi_level` follows the model unless the method config sets it."""
-    from ..methods import METHODS
-
     factory = METHODS.get(cfg.method.name)
     kwargs = factory.from_config(cfg, model)
     if kwargs.get("multi_level") and model is not None and not model_multi_level(model):
-        from ..config import ConfigError
-
         raise ConfigError(f"method.multi_level=true needs a multi-level model, but model "
                           f"'{cfg.model.name}' has no auxiliary output (set model.multi_level=true)")
     return factory(**kwargs)

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ..data.labels import IGNORE_INDEX, class_names as builtin_class_names, palette as builtin_palette
+from .labels import IGNORE_INDEX, class_names as builtin_class_names, palette as builtin_palette
 
 ClassRef = Union[int, str]
 
@@ -97,7 +97,8 @@ class OpenSetProtocol:
     def _apply(lut: np.ndarray, label: Any) -> Any:
         if isinstance(label, torch.Tensor):
             if label.numel() and (int(label.min()) < 0 or int(label.max()) > 255):
-                raise ValueError(f"open-set remap: label ids must be in 0..255, got {int(label.min())}..{int(label.max())}")
+                raise ValueError("open-set remap: label ids must be in 0..255, "
+                                 f"got {int(label.min())}..{int(label.max())}")
             return torch.from_numpy(lut.astype(np.int64)).to(label.device)[label.long()]
         arr = np.asarray(label)
         if arr.size and (arr.min() < 0 or arr.max() > 255):

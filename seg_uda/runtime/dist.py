@@ -90,3 +90,17 @@ def max_over_ranks(value: int) -> int:
     t = torch.tensor([value], dtype=torch.int64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
+
+
+def wrap_ddp(model: torch.nn.Module, bn_policy: str, device: torch.device) -> torch.nn.Module:
+    """``model`` wrapped in DistributedDataParallel when several ranks run (with SyncBatchNorm for
+    bn_policy 'sync', which is GPU-only), else ``model`` itself."""
+    if get_world_size() == 1:
+        return model
+    if bn_policy == "sync":
+        if device.type != "cuda":  # DDP rejects SyncBatchNorm on CPU modules
+            raise ValueError("model.bn_policy=sync needs CUDA (SyncBatchNorm is GPU-only under DDP); "
+                             "use 'frozen' or 'train' for multi-process CPU runs")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)

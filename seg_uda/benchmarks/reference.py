@@ -4,7 +4,8 @@ Plain FP32, no autocast, and the paper code's order: source forward + backward, 
 (entropy / adversarial terms, discriminators frozen), then the discriminators' source and target halves with a
 backward each, then every optimiser steps. Logits are upsampled to the label / input size as there.
 `Trainer.run_step` computes the same losses (one generator backward, bf16 autocast by default); the
-benchmark (``tools/benchmark.py train``) times both and compares their losses.
+benchmark (``seg-uda-benchmark train``) times both and compares their losses. `ReferenceTrainer` is the
+`Trainer` with this step (``seg-uda-train --reference``); it uses only the methods' public API.
 """
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from typing import Any, Dict
 
 import torch
 
+from ..config import Config
+from ..engine.trainer import Trainer
 from ..methods.advent import AdvEnt
 from ..methods.base import frozen
 from ..methods.supervised import SourceOnly
+from ..models.deeplabv2 import set_aspp_impl
 
-__all__ = ["reference_advent_step", "check_reference_method"]
+__all__ = ["ReferenceTrainer", "reference_advent_step", "check_reference_method"]
 
 
 def check_reference_method(method: Any) -> None:
@@ -72,3 +76,22 @@ def reference_advent_step(trainer: Any, source: Dict[str, torch.Tensor], target:
         if opt is not None:
             trainer.clip_and_step(opt)  # the trainer's clipping and step (no scaler in FP32)
     return values
+
+
+class ReferenceTrainer(Trainer):
+    """`Trainer` whose iteration is `reference_advent_step`, with the paper code's per-branch classifier
+    convolutions: one process, FP32, NCHW; source-only and the ADVENT family only."""
+
+    def __init__(self, cfg: Config, **kwargs: Any) -> None:
+        if cfg.schedule.amp != "none" or cfg.model.channels_last:
+            raise ValueError("the reference loop is ADVENT's single-process FP32 loop: run it in one process with "
+                             "schedule.amp=none and model.channels_last=false (tools/train.py --reference sets both)")
+        super().__init__(cfg, **kwargs)
+        if self.world_size > 1:
+            raise ValueError("the reference loop is ADVENT's single-process loop: run it without torchrun")
+        check_reference_method(self.method)
+        set_aspp_impl(self.model, "conv")
+
+    def run_step(self) -> Dict[str, float]:
+        source, target = self.next_batches()
+        return reference_advent_step(self, source, target)

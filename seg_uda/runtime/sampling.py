@@ -69,14 +69,22 @@ class SeededDataset(Dataset):
     def __getitem__(self, item: Tuple[int, int]) -> Dict[str, Any]:
         index, seed = item
         seed_everything_for_sample(seed, getattr(self.dataset, "transform", None))
-        return self.dataset[index]
+        # the seed travels with the sample: a method's own random draws (e.g. ClassMix) keyed on it are then the
+        # same whatever the rank split, worker count or resume point
+        return {**self.dataset[index], "sample_seed": seed}
 
 
 def infinite_loader(dataset: Dataset, batch_size: int, seed: int, rank: int, world_size: int,
-                    start_batch: int = 0, num_workers: int = 0, shuffle: bool = True) -> Iterator[Dict[str, Any]]:
-    """An endless iterator of batches, positioned after `start_batch` batches already consumed."""
-    sampler = InfiniteStreamSampler(len(dataset), seed, rank, world_size, shuffle,  # type: ignore[arg-type]
-                                    start=start_batch * batch_size)
+                    start_batch: int = 0, num_workers: int = 0, shuffle: bool = True,
+                    sampler: Optional[Sampler] = None) -> Iterator[Dict[str, Any]]:
+    """An endless iterator of batches, positioned after `start_batch` batches already consumed.
+
+    `sampler` replaces the InfiniteStreamSampler (e.g. rare-class sampling): it must yield `(index, sample_seed)`
+    forever with the same contract, already positioned at `start_batch * batch_size` for this rank.
+    """
+    if sampler is None:
+        sampler = InfiniteStreamSampler(len(dataset), seed, rank, world_size, shuffle,  # type: ignore[arg-type]
+                                        start=start_batch * batch_size)
     loader = DataLoader(SeededDataset(dataset), batch_size=batch_size, sampler=sampler,
                         num_workers=num_workers, drop_last=True, persistent_workers=num_workers > 0,
                         pin_memory=torch.cuda.is_available())
