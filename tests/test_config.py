@@ -74,6 +74,13 @@ def test_valid_config_maps_component_kwargs():
     assert cfg.optim.lr == pytest.approx(2.5e-4)
 
 
+def test_retired_key_of_old_configs_still_loads_and_is_dropped():
+    cfg = config_from_dict(_minimal(data={"val_batch_size": 4}))  # configs saved before it was retired
+    assert not hasattr(cfg.data, "val_batch_size")
+    with pytest.raises(ConfigError, match="val_batch_sizes"):
+        config_from_dict(_minimal(data={"val_batch_sizes": 4}))  # a typo is still an unknown key
+
+
 def test_unknown_top_level_key_names_key_and_valid_keys():
     with pytest.raises(ConfigError) as e:
         config_from_dict(_minimal(optimm={"lr": 1}))

@@ -53,7 +53,6 @@ class DataConfig:
     normalization: Literal["imagenet", "lite0", "caffe"] = "imagenet"  # caffe: ADVENT's BGR 0-255 minus mean
     resize_backend: Literal["cv2", "pil"] = "cv2"  # pil: PIL bicubic images / nearest labels, as ADVENT's loaders
     batch_size: int = 1  # per process and per domain
-    val_batch_size: int = 1
     num_workers: int = 2
     max_val_images: Optional[int] = None  # evaluate on the first N val images only (quick checks)
     rcs_temperature: Optional[float] = None  # source rare-class sampling (DAFormer: 0.01); None = off
@@ -213,6 +212,10 @@ def _unknown_key(key: str, valid: List[str]) -> ConfigError:
     return ConfigError(f"unknown config key '{key}'.{hint} Valid keys: {', '.join(sorted(valid))}")
 
 
+#: keys that older configs and checkpoints may hold: accepted and dropped (with why), so that they still load
+RETIRED_KEYS = {"data.val_batch_size": "evaluation always runs one image at a time (frames may differ in size)"}
+
+
 def build_dataclass(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
     """Build dataclass `cls` from a mapping, recursing into nested sections, checking every key."""
     if not isinstance(data, Mapping):
@@ -223,6 +226,8 @@ def build_dataclass(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any
     extra: Dict[str, Any] = {}
     for key, value in data.items():
         full = f"{prefix}{key}"
+        if full in RETIRED_KEYS:
+            continue
         if key not in fields or (key == "args" and cls in _COMPONENT_SECTIONS):
             if cls in _COMPONENT_SECTIONS:
                 extra[key] = value  # checked later against the component's constructor
