@@ -36,6 +36,10 @@ ROWS = [
     ("self_training", "self-training (ClassMix, EMA teacher, RCS, MIC)", "self_training_lite0.yaml", ""),
     ("self_training_teacher", "self-training: its EMA teacher (the student above is the reported model)",
      "self_training_lite0.yaml", ""),
+    ("curve1200_source_only", "budget 1,200 iterations: source-only", "source_only_lite0.yaml",
+     "schedule.max_iters=1200"),
+    ("curve1200_self_training", "budget 1,200 iterations: self-training (EMA by the same rule: 1 - 40/1200)",
+     "self_training_lite0.yaml", "schedule.max_iters=1200 method.ema=0.9667"),
     ("self_training_no_rcs", "ablation: self-training without rare-class sampling", "self_training_lite0.yaml",
      "data.rcs_temperature=null"),
     ("self_training_no_mic", "ablation: self-training without MIC", "self_training_lite0.yaml", "method.mic=false"),
@@ -48,6 +52,8 @@ ROWS = [
     ("minent_x77", "tried: MinEnt, weights ×77 (collapsed)", "minent_lite0.yaml", X77_ENT),
     ("advent_x77", "tried: AdvEnt, weights ×77 (collapsed)", "advent_lite0.yaml", X77_ADV),
 ]
+#: rows whose paired difference (and gap) is to another baseline than the 600-iteration source-only row
+BASELINE = {"curve1200_source_only": "curve1200_source_only", "curve1200_self_training": "curve1200_source_only"}
 #: rows read from another row's runs: key -> (run folder key, metrics file)
 METRICS_FROM = {"self_training_teacher": ("self_training", "final_metrics_teacher.json")}
 DEFAULT_ROWS = ["source_only", "oracle", "minent", "advent", "dann", "fda", "self_training", "frozen_backbone",
@@ -127,17 +133,19 @@ def summarize(doc: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Per row: mean ± std mIoU, mean per-class IoU, paired difference to source-only, share of the gap closed."""
     out = []
     by_key = {r["key"]: {e["seed"]: e["miou"] for e in r["runs"]} for r in doc["rows"]}
-    src, orc = by_key.get("source_only", {}), by_key.get("oracle", {})
+    orc = by_key.get("oracle", {})
     for r in doc["rows"]:
         mious = [e["miou"] for e in r["runs"]]
         names = list(r["runs"][0]["iou"])
         iou = {n: statistics.fmean([e["iou"][n] if e["iou"][n] is not None else float("nan") for e in r["runs"]])
                for n in names}
-        seeds = sorted(set(by_key[r["key"]]) & set(src))
-        diffs = [by_key[r["key"]][s] - src[s] for s in seeds] if r["key"] != "source_only" else []
-        gap = None  # (mean - source-only mean) / (oracle mean - source-only mean)
-        if src and orc and r["key"] not in ("source_only", "oracle"):
-            m_src, m_orc = statistics.fmean(src.values()), statistics.fmean(orc.values())
+        base_key = BASELINE.get(r["key"], "source_only")
+        base = by_key.get(base_key, {})
+        seeds = sorted(set(by_key[r["key"]]) & set(base))
+        diffs = [by_key[r["key"]][s] - base[s] for s in seeds] if r["key"] != base_key else []
+        gap = None  # (mean - source-only mean) / (oracle mean - source-only mean), same-budget source-only
+        if base and orc and r["key"] not in (base_key, "oracle"):
+            m_src, m_orc = statistics.fmean(base.values()), statistics.fmean(orc.values())
             gap = (statistics.fmean(mious) - m_src) / (m_orc - m_src) if m_orc != m_src else None
         out.append({"key": r["key"], "label": r["label"], "n": len(mious), "mean": statistics.fmean(mious),
                     "std": statistics.stdev(mious) if len(mious) > 1 else None, "iou": iou,
