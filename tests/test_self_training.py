@@ -113,6 +113,7 @@ def test_confidence_weight_and_ignore_margins_on_hand_made_probabilities():
     expected[:1] = 0  # top 2 px at height 8 -> 1 row at height 4
     expected[2:] = 0  # bottom 4 px -> 2 rows
     torch.testing.assert_close(weight[0], expected)
+    assert method.diagnostics({})["pl_confident_fraction"] == pytest.approx(10 / 16)
     plain = SelfTraining(K, teacher=teacher, confidence_weight=False)
     assert (plain.pseudo_labels(torch.zeros(1, 3, 4, 4))[1] == 1).all()
 

@@ -5,7 +5,7 @@ with ADVENT's entropy / adversarial terms on the target (the same `EntropyTerms`
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -96,6 +96,14 @@ class SelfTraining(EntropyTerms, UDAMethod):
         for t, s in zip(self._teacher().parameters(), model.parameters()):
             t.mul_(alpha).add_(s.detach(), alpha=1.0 - alpha)
 
+    def diagnostics(self, cache: Mapping[str, Tensor]) -> dict[str, object]:
+        """The base diagnostics (here "tgt" is the teacher's target prediction) plus the mean fraction of target
+        pixels above the confidence threshold: how much the pseudo-labels weigh."""
+        out = super().diagnostics(cache)
+        if getattr(self, "_pl_confident", None) is not None:
+            out["pl_confident_fraction"] = float(self._pl_confident.mean())
+        return out
+
     def eval_models(self) -> dict[str, nn.Module]:
         return {"teacher": self._teacher()}
 
@@ -114,8 +122,9 @@ class SelfTraining(EntropyTerms, UDAMethod):
         logits = upsample_logits(out["out"], image.shape[-2:]).float()
         self._last_seen["target"] = (out["out"].detach(), None, tuple(image.shape[-2:]))  # diagnostics
         conf, labels = F.softmax(logits, dim=1).max(1)
+        frac = (conf > self.pseudo_threshold).float().mean((1, 2))
+        self._pl_confident = frac.detach()  # for `diagnostics`
         if self.confidence_weight:
-            frac = (conf > self.pseudo_threshold).float().mean((1, 2))
             weight = frac.view(-1, 1, 1).expand_as(conf).clone()
         else:
             weight = torch.ones_like(conf)
