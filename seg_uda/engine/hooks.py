@@ -14,7 +14,7 @@ from ..builders import num_known_classes
 from ..config import Config, save_config
 from ..data.labels import class_names as builtin_class_names, colorize
 from ..evaluation.inference import predict_sample_probs
-from ..evaluation.runner import SegmentationAccumulator, run_evaluation
+from ..evaluation.runner import SegmentationAccumulator, model_device, run_evaluation
 from ..openset.evaluate import OpenSetAccumulator
 from ..runtime import dist
 from .logging import RunLogger
@@ -52,17 +52,14 @@ def dataset_class_names(cfg: Config, dataset: Any) -> List[str]:
 def validate(cfg: Config, model: nn.Module, dataset: Any, amp: Optional[str] = None) -> Dict[str, Any]:
     """Score ``model`` on ``dataset`` with the one evaluation loop: closed-set metrics (SYNTHIA: miou_16 / 13),
     or, when data.openset is enabled, K+1 classes (last = unknown), Common / Private / H, AUROC ..."""
-    device = next(model.parameters()).device
+    device = model_device([model])
     names = dataset_class_names(cfg, dataset)
     if cfg.data.openset.enabled:
         acc: Any = OpenSetAccumulator(num_known_classes(cfg), class_names=names, device=device)
     else:
         acc = SegmentationAccumulator(cfg.data.num_classes, names, device=device)
-    try:
-        run_evaluation([model], dataset, [acc], amp=amp, max_images=cfg.data.max_val_images,
-                       num_workers=min(cfg.data.num_workers, 2))
-    finally:
-        model.train()
+    run_evaluation([model], dataset, [acc], amp=amp, max_images=cfg.data.max_val_images,
+                   num_workers=min(cfg.data.num_workers, 2))
     return acc.result()
 
 
@@ -119,7 +116,6 @@ class ImageLogging(HookBase):
         sample = t.val_set[0]
         label = sample["label"]
         probs = predict_sample_probs([t.model], sample["image"][None], tuple(label.shape[-2:]), amp=t.amp)
-        t.model.train()
         pal = getattr(t.val_set, "palette", None)  # open-set: compacted known classes + unknown
         paint = (lambda x: colorize(x, pal)) if pal else colorize
         t.logger.image("val/prediction", t.iteration, paint(probs.argmax(1)[0].cpu().numpy()))
@@ -149,7 +145,6 @@ class Evaluation(HookBase):
             (t.work_dir / "final_metrics.json").write_text(json.dumps(t.result, indent=2))
         for name, model in t.method.eval_models().items():  # e.g. a mean teacher, reported under its name
             res = validate(t.cfg, model, t.val_set, t.amp)
-            model.eval()
             self.log(res, name)
             if t.is_main:
                 (t.work_dir / f"final_metrics_{name}.json").write_text(json.dumps(res, indent=2))

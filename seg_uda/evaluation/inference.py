@@ -235,12 +235,18 @@ def predict_sample_probs(
     options: Optional[InferenceOptions] = None,
     amp: Optional[str] = None,
 ) -> torch.Tensor:
-    """Fused softmax probabilities [N, K, H, W] of ``models`` for a normalized image batch, at ``out_size``."""
+    """Fused softmax probabilities [N, K, H, W] of ``models`` for a normalized image batch, at ``out_size``.
+    The models predict in eval mode and are left in the mode they were in (a training model stays in training)."""
     opts = options or InferenceOptions()
     device = next(models[0].parameters()).device
     x = image.to(device)
+    modes = [m.training for m in models]
     for m in models:
         m.eval()
-    with autocast_context(device, amp):
-        probs = ensemble_predict(models, weights, x, out_size, fuse=fuse, **opts.kwargs())
+    try:
+        with autocast_context(device, amp):
+            probs = ensemble_predict(models, weights, x, out_size, fuse=fuse, **opts.kwargs())
+    finally:
+        for m, mode in zip(models, modes):
+            m.train(mode)
     return probs.float()

@@ -18,6 +18,9 @@ __all__ = ["classmix_masks", "color_jitter", "gaussian_blur", "patch_mask", "sam
 
 Generators = Optional[Sequence[Optional[torch.Generator]]]
 _SALT = 0x5E1F  # decorrelates these draws from the augmentation seeded with the same sample seed
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+                           dtype=torch.float32)  # the pixels are jittered in float32
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)  # computed once, not per jittered image
 
 
 def sample_generators(batch: Mapping[str, Any], n: int) -> List[Optional[torch.Generator]]:
@@ -64,12 +67,11 @@ def color_jitter(x: Tensor, strength: float, generator: Optional[torch.Generator
     gray = _gray(x)
     x = ((x - gray) * factor() + gray).clamp(0, 1)
     angle = 2 * math.pi * strength * float(2 * _rand(generator, 1) - 1)
-    to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-    yiq = torch.einsum("ij,njhw->nihw", to_yiq, x)
+    yiq = torch.einsum("ij,njhw->nihw", _RGB_TO_YIQ.to(x), x)
     cos, sin = math.cos(angle), math.sin(angle)
     i, q = yiq[:, 1] * cos - yiq[:, 2] * sin, yiq[:, 1] * sin + yiq[:, 2] * cos
     yiq = torch.stack([yiq[:, 0], i, q], 1)
-    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(to_yiq), yiq).clamp(0, 1)
+    return torch.einsum("ij,njhw->nihw", _YIQ_TO_RGB.to(x), yiq).clamp(0, 1)
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:

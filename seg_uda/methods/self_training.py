@@ -67,6 +67,7 @@ class SelfTraining(EntropyTerms, UDAMethod):
         self.lambda_mix, self.jitter, self.jitter_p, self.blur = float(lambda_mix), color_jitter, color_jitter_p, blur
         self.mic, self.mic_patch, self.mic_ratio, self.lambda_mic = mic, int(mic_patch), mic_ratio, float(lambda_mic)
         self.pixel_mean, self.pixel_std = list(pixel_mean or (0.0,) * 3), list(pixel_std or (1.0,) * 3)
+        self._pl_confident: Optional[Tensor] = None  # the last pseudo-labels' confident fraction per image
         self.init_entropy_terms(num_classes, adversarial, entropy, lambda_adv_main, lambda_adv_aux,
                                 lambda_ent_main, lambda_ent_aux, disc_ndf)
 
@@ -100,7 +101,7 @@ class SelfTraining(EntropyTerms, UDAMethod):
         """The base diagnostics (here "tgt" is the teacher's target prediction) plus the mean fraction of target
         pixels above the confidence threshold: how much the pseudo-labels weigh."""
         out = super().diagnostics(cache)
-        if getattr(self, "_pl_confident", None) is not None:
+        if self._pl_confident is not None:
             out["pl_confident_fraction"] = float(self._pl_confident.mean())
         return out
 
