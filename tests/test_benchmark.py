@@ -81,19 +81,49 @@ def test_benchmark_train_prints_table_and_saves_json(tmp_path):
     cfg_path = tmp_path / "bench.yaml"
     cfg_path.write_text(yaml.safe_dump(resolved_dict(_cfg("advent"))))
     out = tmp_path / "out"
+    # "+compile" with aot_eager: the compiled step's plumbing without minutes of C++ code generation
     proc = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark.py"), "train", str(cfg_path),
-                           "--variants", "reference", "bf16", "--iters", "1", "--threads", "1", "--out", str(out)],
+                           "schedule.compile_backend=aot_eager", "--variants", "reference", "bf16", "fp32+compile",
+                           "--iters", "1", "--threads", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "speed-up" in proc.stdout and "reference" in proc.stdout
     data = json.loads((out / "train_bench.json").read_text())
     rows = {r["variant"]: r for r in data["rows"]}
-    assert set(rows) == {"reference", "bf16"}
+    assert set(rows) == {"reference", "bf16", "fp32+compile"}
+    assert rows["fp32+compile"]["compile"] and not rows["bf16"]["compile"]
+    assert rows["fp32+compile"]["max_loss_rel_diff"] < 1e-4  # compiled FP32 step = the FP32 reference's losses
     assert rows["reference"]["speedup"] == 1.0 and rows["reference"]["max_loss_rel_diff"] == 0.0
     assert data["flops_per_iter"] > 0 and rows["bf16"]["peak_frac"] > 0
     assert rows["bf16"]["max_loss_rel_diff"] < 0.05  # bf16 autocast vs FP32: same losses within AMP tolerance
     assert all(r["peak_rss_mib"] > 0 and r["s_per_iter"] > 0 for r in rows.values())
     assert (out / "train_bench.md").read_text().startswith("### train step")
+
+
+def test_variant_names_and_compile_suffix():
+    from seg_uda.benchmarks.train import variant_spec
+
+    assert variant_spec("bf16_cl") == ("bf16", True, "trainer", "conv", False)
+    assert variant_spec("fp16_cl_gemm+compile") == ("fp16", True, "trainer", "gemm", True)
+    for bad in ("bf17", "reference+compile", "fp32+jit"):
+        with pytest.raises(Exception, match="unknown variant"):
+            variant_spec(bad)
+
+
+def test_eval_benchmark_reports_the_decode_floor(tmp_path, capsys):
+    from seg_uda.benchmarks.folder_eval import main
+
+    out = tmp_path / "eval.json"
+    main(["--num-images", "3", "--height", "64", "--width", "128", "--repeats", "1", "--skip-instances",
+          "--out", str(out)])
+    rows = {r["name"]: r for r in json.loads(out.read_text())["rows"]}
+    floors = [r for r in rows.values() if r.get("floor")]
+    assert any(name.startswith("decode only, cv2") for name in rows) and floors
+    assert min(r["x_decode_floor"] for r in floors) == 1.0  # the fastest decode-only row is the floor
+    scored = [r for r in rows.values() if "miou" in r]
+    assert len({r["miou"] for r in scored}) == 1  # every evaluator, cityscapesscripts included, agrees
+    assert all(r["x_decode_floor"] > 0 for r in scored)
+    assert "x decode floor" in capsys.readouterr().out
 
 
 @pytest.mark.slow

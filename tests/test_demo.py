@@ -32,3 +32,20 @@ def test_demo_trains_both_models_and_writes_the_report(synthcity, tmp_path):
     html = (out / "report" / "index.html").read_text()
     assert ("diagnostics.png" in html and "iou_chart.png" in html
             and len(list((out / "report" / "panels").glob("*.png"))))
+
+
+def test_benchmark_demo_times_each_stage(synthcity, tmp_path):
+    from seg_uda.benchmarks.cli import main
+
+    tiny = ["data.source_size=[64,48]", "data.target_size=[64,32]", "data.val_size=[64,32]", "data.batch_size=2",
+            "data.num_workers=0", "schedule.max_iters=1", "schedule.diagnostics_interval=1",
+            "schedule.image_log_interval=0"]
+    main(["demo", "--repeats", "2", "--data", str(synthcity), "--work", str(tmp_path / "runs"),
+          "--out", str(tmp_path / "bench"), "--threads", "1", *tiny])
+    rows = json.loads((tmp_path / "bench" / "demo.json").read_text())["rows"]
+    assert [r["run"] for r in rows] == ["1", "2", "median (range)"]
+    for r in rows[:2]:
+        stages = r["SynthCity generation"] + r["training (both models)"] + r["report"]
+        assert 0 < stages <= r["total"]
+    lo, hi = rows[2]["total range"]
+    assert lo <= rows[2]["total"] <= hi

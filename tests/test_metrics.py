@@ -190,18 +190,9 @@ def _make_cityscapes_tree(root: Path, seed: int = 0) -> tuple[Path, Path]:
 def _cityscapes_reference(gt_dir: Path, pred_dir: Path, tmp_path: Path):
     """Run cityscapesscripts' evalPixelLevelSemanticLabeling programmatically (IoU only, no files, no printing)."""
     ev = pytest.importorskip("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling")
-    args = ev.CArgs()
-    for key, value in vars(ev.args).items():
-        setattr(args, key, value)
-    args.evalInstLevelScore = False  # nIoU needs *_instanceIds.png; not part of the IoU comparison
-    args.evalPixelAccuracy = False
-    args.JSONOutput = False
-    args.exportFile = str(tmp_path / "cs_result.json")
-    args.quiet = True
-    args.colorized = False
-    args.bold = args.nocol = ""
-    args.predictionPath = str(pred_dir)
-    args.predictionWalk = None
+    from seg_uda.benchmarks.folder_eval import cityscapes_eval_args
+
+    args = cityscapes_eval_args(ev, pred_dir, tmp_path / "cs_result.json")  # IoU only: nIoU needs instanceIds
     gts = sorted(glob.glob(os.path.join(str(gt_dir), "*", "*_gtFine_labelIds.png")))
     preds = [ev.getPrediction(args, g) for g in gts]
     return ev.evaluateImgLists(preds, gts, args), gts, preds

@@ -9,12 +9,13 @@ from typing import Optional, Sequence
 
 import torch
 
-from .train import VARIANTS
+from .train import variant_spec
 
 #: subcommand -> (module of this package, function); imported on use, so no subcommand pays for another's imports
 COMMANDS = {"train": ("train", "cmd_train"), "methods": ("train", "cmd_methods"),
             "_train_worker": ("train", "train_worker"), "infer": ("infer", "cmd_infer"), "data": ("data", "cmd_data"),
-            "eval": ("folder_eval", "cmd_eval"), "gemm": ("gemm", "cmd_gemm"), "aspp": ("aspp", "cmd_aspp")}
+            "eval": ("folder_eval", "cmd_eval"), "gemm": ("gemm", "cmd_gemm"), "aspp": ("aspp", "cmd_aspp"),
+            "demo": ("demo", "cmd_demo")}
 
 #: --help text
 DESCRIPTION = """Speed and memory benchmarks; each prints a table and saves it as JSON (and Markdown) under --out.
@@ -26,14 +27,23 @@ DESCRIPTION = """Speed and memory benchmarks; each prints a table and saves it a
   python tools/benchmark.py eval [--num-images 20]           # folder evaluation vs cityscapesscripts
   python tools/benchmark.py gemm                             # measured fp32 / bf16 GEMM peak
   python tools/benchmark.py aspp [--threads 2]               # the DeepLab-v2 classifier alone: convolutions vs GEMM
+  python tools/benchmark.py demo [--repeats 3] [--fresh-data] # `make demo` end to end, per stage
 
 ``train`` runs every variant in a fresh subprocess (own peak RSS) on the same weights and synthetic batches:
 ``reference`` is ADVENT's loop (FP32, separate backward passes, `seg_uda.benchmarks.reference`); the others are
 ``Trainer.run_step`` at FP32, bf16 autocast, bf16 + channels_last, and that with the DeepLab-v2 classifiers as one
-GEMM (``bf16_cl_gemm``, `seg_uda.models.deeplabv2.summed_dilated_conv3x3_gemm`). It reports s/iter, images/s, peak RSS
-(and CUDA peak), the speed-up over the reference, achieved FLOP/s against the GEMM peak measured in the same run,
-and the first iteration's losses against the reference's (same weights and batch).
+GEMM (``bf16_cl_gemm``, `seg_uda.models.deeplabv2.summed_dilated_conv3x3_gemm`); any of them with ``+compile``
+runs the step under ``torch.compile`` (``schedule.compile``; the first iteration's time includes compiling).
+It reports s/iter, images/s, peak RSS (and CUDA peak), the speed-up over the reference, achieved FLOP/s against
+the GEMM peak measured in the same run, and the first iteration's losses against the reference's (same weights and
+batch).
 """
+
+
+def _variant(name: str) -> str:
+    """argparse type of a train variant name (``bf16_cl``, ``fp16_cl+compile``, ...): checked, returned as is."""
+    variant_spec(name)
+    return name
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -52,7 +62,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     t = sub.add_parser("train", help="training-step speed, memory and loss agreement per variant")
     common(t)
     t.add_argument("--variants", nargs="+", default=["reference", "fp32", "bf16", "bf16_cl", "bf16_cl_gemm"],
-                   choices=list(VARIANTS))
+                   type=_variant)
     t.add_argument("--iters", type=int, default=3)
     t.add_argument("--warmup", type=int, default=1, help="iterations before timing (>= 1)")
     t.add_argument("--source-size", type=int, nargs=2, metavar=("W", "H"))
@@ -64,7 +74,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     m.add_argument("configs", nargs="+", help="configs, then key=value overrides applied to every one")
     common(m, config=False)
     m.set_defaults(overrides=[])
-    m.add_argument("--variant", default="config", choices=list(VARIANTS))
+    m.add_argument("--variant", default="config", type=_variant)
     m.add_argument("--iters", type=int, default=3)
     m.add_argument("--warmup", type=int, default=1)
     m.add_argument("--source-size", type=int, nargs=2, metavar=("W", "H"))
@@ -72,7 +82,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
     w = sub.add_parser("_train_worker")  # internal: one variant per process
     common(w)
-    w.add_argument("--variant", required=True, choices=list(VARIANTS))
+    w.add_argument("--variant", required=True, type=_variant)
     w.add_argument("--iters", type=int, default=3)
     w.add_argument("--warmup", type=int, default=1)
     w.add_argument("--source-size", type=int, nargs=2)
@@ -107,6 +117,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
     asp = sub.add_parser("aspp", help="DeepLab-v2 classifier alone: per-branch convolutions vs one GEMM (fwd + bwd)")
     asp.add_argument("--threads", type=int, default=torch.get_num_threads())
+
+    dm = sub.add_parser("demo", help="`make demo` end to end: stage times over several runs, median and range")
+    common(dm, config=False)
+    dm.add_argument("--repeats", type=int, default=1)
+    dm.add_argument("--data", default="data/synthcity", help="cached SynthCity (generated there if absent)")
+    dm.add_argument("--fresh-data", action="store_true", help="generate SynthCity in every run, as a fresh clone")
+    dm.add_argument("--work", help="output folder of the demo runs (default runs/bench_demo)")
+    dm.add_argument("overrides", nargs="*", help="passed to tools/demo.py (config overrides for both runs)")
 
     args, rest = p.parse_known_args(argv)  # overrides may also follow the options
     bad = [r for r in rest if r.startswith("-") or "=" not in r or not hasattr(args, "overrides")]

@@ -16,17 +16,29 @@ import torch
 from .common import environment, peak_rss_mib, print_table, resolve_device, save_table, sync
 from .gemm import gemm_peak
 
-#: train variants: (amp, channels_last, loop, DeepLab-v2 ASPP impl); None keeps the config's setting
+#: train variants: (amp, channels_last, loop, DeepLab-v2 ASPP impl); None keeps the config's setting.
+#: Every name also exists with a "+compile" suffix (schedule.compile: torch.compile of the training forward).
 VARIANTS: Dict[str, tuple] = {
     "config": (None, None, "trainer", None),  # the config as shipped
     "reference": ("none", False, "reference", "conv"),
     "fp32": ("none", False, "trainer", "conv"),
+    "fp32_cl": ("none", True, "trainer", "conv"),
     "bf16": ("bf16", False, "trainer", "conv"),
     "bf16_cl": ("bf16", True, "trainer", "conv"),
     "bf16_cl_gemm": ("bf16", True, "trainer", "gemm"),
     "fp16_cl": ("fp16", True, "trainer", "conv"),  # CUDA only
     "fp16_cl_gemm": ("fp16", True, "trainer", "gemm"),  # CUDA only
 }
+COMPILE_SUFFIX = "+compile"
+
+
+def variant_spec(name: str) -> tuple:
+    """(amp, channels_last, loop, aspp_impl, compile) of a variant name such as ``bf16_cl`` or ``fp16_cl+compile``."""
+    base = name[: -len(COMPILE_SUFFIX)] if name.endswith(COMPILE_SUFFIX) else name
+    if base not in VARIANTS or (base == "reference" and base != name):
+        valid = sorted(VARIANTS) + sorted(v + COMPILE_SUFFIX for v in VARIANTS if v != "reference")
+        raise argparse.ArgumentTypeError(f"unknown variant {name!r}; valid: {valid}")
+    return (*VARIANTS[base], base != name)
 
 
 def synthetic_batches(cfg: Any, device: torch.device, channels_last: bool, seed: int = 0):
@@ -73,10 +85,14 @@ def train_worker(a: argparse.Namespace) -> None:
     """Runs one variant in this process and prints one JSON line."""
     from seg_uda.config import load_config
 
-    amp, channels_last, loop, aspp_impl = VARIANTS[a.variant]
+    amp, channels_last, loop, aspp_impl, compiled = variant_spec(a.variant)
     torch.set_num_threads(a.threads)
-    device = resolve_device(a.device)
+    from seg_uda.runtime import dist
+
+    device = dist.init_distributed(resolve_device(a.device).type)  # under torchrun: this rank's GPU, DDP
     overrides = list(a.overrides) + ["data.val=null", f"device={device.type}", "seed=0"]
+    if compiled:
+        overrides.append("schedule.compile=true")
     if amp is not None:
         overrides += [f"schedule.amp={amp}", f"model.channels_last={str(channels_last).lower()}"]
     if a.source_size:
@@ -99,7 +115,9 @@ def train_worker(a: argparse.Namespace) -> None:
             trainer.iteration += 1
             return values
 
+        t0 = time.perf_counter()
         first = step()  # iteration 0: same weights and batch in every variant -> comparable losses
+        first_s = time.perf_counter() - t0  # includes compilation for "+compile" variants
         for _ in range(a.warmup - 1):
             step()
         sync(device)
@@ -134,12 +152,15 @@ def train_worker(a: argparse.Namespace) -> None:
            "model": f"{cfg.model.name}/{cfg.model.args.get('encoder_name')}",
            "source_size": list(cfg.data.source_size), "target_size": list(cfg.data.target_size),
            "amp": amp, "channels_last": channels_last, "loop": loop, "aspp_impl": aspp_impl,
-           "times": times, "s_per_iter": sorted(times)[len(times) // 2], "first_losses": first,
+           "compile": bool(cfg.schedule.compile), "first_step_s": first_s, "times": times,
+           "s_per_iter": sorted(times)[len(times) // 2], "first_losses": first,
            "peak_rss_mib": peak_rss_mib(), "flops": flops,
            "images_per_iter": cfg.data.batch_size * domains_used(trainer.method), "profile": profile_table}
     if device.type == "cuda":
         res["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
-    print("RESULT " + json.dumps(res))
+    res["world_size"] = dist.get_world_size()
+    if dist.get_rank() == 0:
+        print("RESULT " + json.dumps(res))
 
 
 def run_train_worker(a: argparse.Namespace, config: str, variant: str, count_flops: bool) -> Dict[str, Any]:
@@ -186,18 +207,19 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
     """`train`: every variant of one config; speed-up, memory, FLOP/s vs the GEMM peak, loss agreement."""
     device = resolve_device(a.device)
     if device.type != "cuda":
-        bad = [v for v in a.variants if VARIANTS[v][0] == "fp16"]
+        bad = [v for v in a.variants if variant_spec(v)[0] == "fp16"]
         if bad:
             raise SystemExit(f"variants {bad} need CUDA")
     from seg_uda.config import load_config
 
     cfg = load_config(a.config, list(a.overrides))
-    default = ("trainer", cfg.schedule.amp, cfg.model.channels_last, cfg.model.args.get("aspp_impl", "conv"))
+    default = ("trainer", cfg.schedule.amp, cfg.model.channels_last, cfg.model.args.get("aspp_impl", "conv"),
+               cfg.schedule.compile)
     rows: List[Dict[str, Any]] = []
     for variant in a.variants:
         rows.append(run_train_worker(a, a.config, variant, count_flops=a.count_flops and variant == a.variants[0]))
         r = rows[-1]  # FLOPs do not depend on precision or layout: counted once, for the first variant
-        if variant != "config" and (r["loop"], r["amp"], r["channels_last"], r["aspp_impl"]) == default:
+        if variant != "config" and (r["loop"], r["amp"], r["channels_last"], r["aspp_impl"], r["compile"]) == default:
             r["variant"] += " (config default)"
     peaks = {"none": gemm_peak(device, torch.float32), "bf16": gemm_peak(device, torch.bfloat16)}
     if device.type == "cuda":
@@ -220,7 +242,8 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
     title = (f"train step: {Path(a.config).stem} {' '.join(a.overrides)} | source {sw}x{sh} | "
              f"{device.type}, {a.threads} threads | median of {a.iters} iters after {a.warmup} warm-up"
              + (f" | {flops / 1e12:.2f} TFLOP/iter" if flops else ""))
-    cols = [("variant", "variant", "{}"), ("s/iter", "s_per_iter", "{:.3f}"), ("it/s", "it_per_s", "{:.3f}"),
+    cols = [("variant", "variant", "{}"), ("s/iter", "s_per_iter", "{:.3f}"),
+            ("first iter s", "first_step_s", "{:.1f}"), ("it/s", "it_per_s", "{:.3f}"),
             ("img/s", "img_per_s", "{:.2f}"), ("speed-up", "speedup", "{:.2f}x"),
             ("peak RSS MiB", "peak_rss_mib", "{:.0f}"), ("RSS/ref", "rss_vs_ref", "{:.2f}"),
             ("GFLOP/s", "gflops", "{:.0f}"), ("GEMM peak", "peak_gflops", "{:.0f}"),

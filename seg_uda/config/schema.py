@@ -111,6 +111,11 @@ class ScheduleConfig:
     diagnostics_interval: int = 0  # alignment diagnostics (docs/diagnostics.md) every N iters; 0 disables
     keep_last: int = 3  # numbered checkpoints kept besides last.pth
     amp: Literal["none", "bf16", "fp16"] = "none"
+    # torch.compile the segmenter's training forward (and, through AOTAutograd, its backward). Pays off on a GPU;
+    # on a CPU, inductor's C++ code generation takes many minutes (docs/speed.md). Where compilation fails the
+    # step runs eagerly, with a warning.
+    compile: bool = False
+    compile_backend: str = "inductor"  # any torch.compile backend; "aot_eager" traces without code generation
     nonfinite: Literal["stop", "skip"] = "stop"  # on a NaN/inf loss: stop the run, or skip the step
 
 

@@ -17,6 +17,7 @@ from ..evaluation.inference import autocast_context
 from ..methods.diagnostics import step_diagnostics
 from ..runtime import dist
 from ..runtime.checkpoint import CheckpointManager, ensure_writable_dir
+from ..runtime.compile import compile_module
 from ..runtime.sampling import infinite_loader
 from .hooks import HookBase, default_hooks, validate
 from .lr import build_poly_lr
@@ -70,6 +71,8 @@ class Trainer:
         self.train_model = dist.wrap_ddp(self.model, cfg.model.bn_policy, self.device)
         if self.train_model is not self.model and cfg.model.bn_policy == "sync":
             self.model = self.train_model.module  # the SyncBatchNorm copy is the model trained and saved
+        if cfg.schedule.compile:  # the forward used for training only; evaluation and checkpoints use self.model
+            self.train_model = compile_module(self.train_model, cfg.schedule.compile_backend)
 
         m = self.method
         self.source_iter = self.build_loader("source") if m.uses_source else None

@@ -158,8 +158,9 @@ def _index_buffer(shape: Tuple[int, ...], dtype: type) -> np.ndarray:
     return buf
 
 
-def _load_pair(pred_path: str, gt_path: str, valid_ids: np.ndarray, n_gt: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Decode one (ground truth, prediction) pair and check sizes and ground-truth ids (raises naming the file)."""
+def _load_pair(pred_path: str, gt_path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Decode one (ground truth, prediction) pair and check their sizes (raises naming the files). The ids are
+    checked by :func:`_count_pair`, in the counting threads, so that the decoding thread only decodes."""
     gt = read_label_png(gt_path)
     pred = read_label_png(pred_path)
     if gt.shape != pred.shape:
@@ -167,25 +168,21 @@ def _load_pair(pred_path: str, gt_path: str, valid_ids: np.ndarray, n_gt: int) -
             f"size mismatch: prediction {pred_path!r} is {pred.shape[1]}x{pred.shape[0]} (WxH), "
             f"ground truth {gt_path!r} is {gt.shape[1]}x{gt.shape[0]}"
         )
-    if gt.size and int(gt.max()) >= n_gt:
-        bad = [int(v) for v in np.unique(gt) if not valid_ids[v]]
-        raise ValueError(f"ground truth {gt_path!r} has ids {bad} outside the label set")
     return gt, pred
 
 
-def _count_pair(gt: np.ndarray, pred: np.ndarray, valid_ids: np.ndarray, n_gt: int, pred_path: str, gt_path: str
-                ) -> np.ndarray:
-    """[n_gt, 256] int64 counts of (gt id, predicted id) pairs; raises on ids outside the label set."""
+def _count_pair(gt: np.ndarray, pred: np.ndarray, valid_ids: np.ndarray, pred_path: str, gt_path: str) -> np.ndarray:
+    """[256, 256] int64 counts of (gt id, predicted id) pairs; raises on ids outside the label set."""
     if gt.size < _CALCHIST_MAX_PIXELS:  # cv2's 2-D histogram on the uint8 pair: no index array, ~1.4x faster
-        hist = cv2.calcHist([gt, pred], [0, 1], None, [n_gt, 256], [0, n_gt, 0, 256])
+        hist = cv2.calcHist([gt, pred], [0, 1], None, [256, 256], [0, 256, 0, 256])
         counts = hist.astype(np.int64)  # float32 counts are exact below 2**24 pixels
     else:
-        idx = _index_buffer(gt.shape, np.int16 if n_gt <= 128 else np.int32)  # (gt << 8) | pred
+        idx = _index_buffer(gt.shape, np.int32)  # (gt << 8) | pred
         idx[...] = gt
         idx <<= 8
         idx |= pred
-        counts = torch.bincount(torch.from_numpy(idx.reshape(-1)), minlength=n_gt * 256).numpy().reshape(n_gt, 256)
-    bad_gt = np.flatnonzero(counts.any(axis=1) & ~valid_ids[:n_gt])
+        counts = torch.bincount(torch.from_numpy(idx.reshape(-1)), minlength=256 * 256).numpy().reshape(256, 256)
+    bad_gt = np.flatnonzero(counts.any(axis=1) & ~valid_ids)
     if bad_gt.size:
         raise ValueError(f"ground truth {gt_path!r} has ids {bad_gt.tolist()} outside the label set")
     bad_pred = np.flatnonzero(counts.any(axis=0) & ~valid_ids)
@@ -194,10 +191,10 @@ def _count_pair(gt: np.ndarray, pred: np.ndarray, valid_ids: np.ndarray, n_gt: i
     return counts.astype(np.int64, copy=False)
 
 
-def _pair_counts(pred_path: str, gt_path: str, valid_ids: np.ndarray, n_gt: int) -> np.ndarray:
+def _pair_counts(pred_path: str, gt_path: str, valid_ids: np.ndarray) -> np.ndarray:
     """Counts of one image pair: :func:`_load_pair` then :func:`_count_pair`."""
-    gt, pred = _load_pair(pred_path, gt_path, valid_ids, n_gt)
-    return _count_pair(gt, pred, valid_ids, n_gt, pred_path, gt_path)
+    gt, pred = _load_pair(pred_path, gt_path)
+    return _count_pair(gt, pred, valid_ids, pred_path, gt_path)
 
 
 def _lut_arrays(id_to_trainid: Mapping[int, int], num_classes: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -241,12 +238,11 @@ def evaluate_prediction_folder(
     gt_files = find_gt_files(gt_dir, gt_suffix)
     pred_files = match_predictions(pred_dir, gt_files, gt_suffix)
 
-    n_gt = int(np.flatnonzero(valid_ids).max()) + 1
     workers = num_workers if num_workers is not None else min(8, os.cpu_count() or 1)
-    total = np.zeros((n_gt, 256), dtype=np.int64)
+    total = np.zeros((256, 256), dtype=np.int64)
     if workers <= 1:
         for p, g in zip(pred_files, gt_files):
-            total += _pair_counts(p, g, valid_ids, n_gt)
+            total += _pair_counts(p, g, valid_ids)
     else:
         # A pipeline: this thread decodes (libspng holds the GIL, so decoding in several threads would serialise
         # anyway) while workers-1 threads count pairs with calcHist, which releases it. Measured on 2 cores:
@@ -255,8 +251,8 @@ def evaluate_prediction_folder(
         with ThreadPoolExecutor(max_workers=workers - 1) as pool:
             try:
                 for p, g in zip(pred_files, gt_files):
-                    gt, pred = _load_pair(p, g, valid_ids, n_gt)
-                    pending.append(pool.submit(_count_pair, gt, pred, valid_ids, n_gt, p, g))
+                    gt, pred = _load_pair(p, g)
+                    pending.append(pool.submit(_count_pair, gt, pred, valid_ids, p, g))
                     while len(pending) > 2 * (workers - 1):  # bounds the decoded images held in memory
                         total += pending.popleft().result()
                 while pending:
@@ -268,8 +264,8 @@ def evaluate_prediction_folder(
 
     # apply the LUT to the histogram: rows/cols -> train ids, ignored/void -> index num_classes
     k = num_classes
-    gt_onehot = np.zeros((n_gt, k + 1), dtype=np.int64)
-    gt_onehot[np.arange(n_gt), to_train[:n_gt]] = 1
+    gt_onehot = np.zeros((256, k + 1), dtype=np.int64)
+    gt_onehot[np.arange(256), to_train] = 1
     pred_onehot = np.zeros((256, k + 1), dtype=np.int64)
     pred_onehot[np.arange(256), to_train] = 1
     train_hist = gt_onehot.T @ total @ pred_onehot  # [K+1, K+1]; row K = ignored GT (dropped)

@@ -1,0 +1,58 @@
+"""`demo`: the whole `make demo` (SynthCity generation, two trainings, report) timed end to end, per stage, over
+several runs in fresh output folders; the median and range of each stage (tools/demo.py writes the stage times)."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import torch
+
+from .common import environment, print_table, save_table
+
+STAGES = ("SynthCity generation", "training (both models)", "report")
+
+
+def cmd_demo(a: argparse.Namespace) -> List[Dict[str, Any]]:
+    """Run tools/demo.py ``--repeats`` times; ``--fresh-data`` regenerates SynthCity in each run (a fresh clone)."""
+    demo = Path(__file__).resolve().parents[2] / "tools" / "demo.py"
+    if not demo.is_file():
+        raise SystemExit(f"benchmark demo needs a checkout: {demo} not found")
+    root = Path(a.work or "runs/bench_demo")
+    rows = []
+    for i in range(a.repeats):
+        out = root / f"run{i}"
+        shutil.rmtree(out, ignore_errors=True)
+        data = out / "synthcity" if a.fresh_data else Path(a.data)
+        cmd = [sys.executable, str(demo), "--data", str(data), "--out", str(out), *a.overrides]
+        print(f"[run {i + 1}/{a.repeats}] {' '.join(cmd)}", flush=True)
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise SystemExit(f"demo run {i + 1} failed (exit {proc.returncode}); rerun {' '.join(cmd)} to see why")
+        summary = json.loads((out / "demo_summary.json").read_text())
+        rows.append({"run": str(i + 1), **{s: summary["stage_minutes"].get(s) for s in STAGES},
+                     "total": summary["total_minutes"], "gain": summary["gain"]})
+        if a.fresh_data:
+            shutil.rmtree(data, ignore_errors=True)
+    cols = [("run", "run", "{}")] + [(f"{s}, min", s, "{:.1f}") for s in STAGES] + [
+        ("total, min", "total", "{:.1f}"), ("gain, mIoU", "gain", "{:+.2f}")]
+    if len(rows) > 1:
+        summ: Dict[str, Any] = {"run": "median (range)"}
+        for s in (*STAGES, "total"):
+            vals = [r[s] for r in rows if r[s] is not None]
+            summ[s] = statistics.median(vals) if vals else None
+            summ[s + " range"] = (min(vals), max(vals)) if vals else None
+        rows.append(summ)
+    md = print_table(f"make demo end to end ({'fresh SynthCity each run' if a.fresh_data else 'cached SynthCity'}"
+                     f", {a.repeats} run(s))", rows, cols)
+    for s in (*STAGES, "total"):
+        if len(rows) > 1 and rows[-1].get(s + " range"):
+            lo, hi = rows[-1][s + " range"]
+            print(f"  {s}: median {rows[-1][s]:.1f} min, range {lo:.1f}-{hi:.1f}")
+    save_table(a.out, "demo", {"env": environment(torch.get_num_threads(), torch.device("cpu")), "rows": rows}, md)
+    return rows
