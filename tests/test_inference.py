@@ -141,3 +141,24 @@ def test_bad_model_output_and_arguments() -> None:
         predict_probs(PointwiseSeg(), x, (20, 30), mode="slide")
     with pytest.raises(ValueError, match="mode"):
         predict_probs(PointwiseSeg(), x, (20, 30), mode="tiles")
+
+
+def test_run_evaluation_records_no_graph_and_raises_missing_labels_error() -> None:
+    from seg_uda.evaluation.runner import MissingLabelsError, SegmentationAccumulator, run_evaluation
+
+    class Probe(SegmentationAccumulator):
+        grad_modes: list = []
+
+        def update(self, batch, probs):
+            self.grad_modes.append((torch.is_grad_enabled(), probs.requires_grad))
+            super().update(batch, probs)
+
+    g = torch.Generator().manual_seed(0)
+    data = [{"image": _image()[0], "label": torch.randint(0, K, (20, 30), generator=g), "name": f"im{i}"}
+            for i in range(3)]
+    acc = Probe(K)
+    run_evaluation([PointwiseSeg()], data, [acc])
+    assert acc.grad_modes == [(False, False)] * 3  # evaluation builds no autograd graph
+    assert int(acc.confusion.mat.sum()) == 3 * 20 * 30
+    with pytest.raises(MissingLabelsError, match="no labels"):
+        run_evaluation([PointwiseSeg()], [{"image": d["image"], "name": d["name"]} for d in data], [Probe(K)])

@@ -78,11 +78,11 @@ class Accumulator(Protocol):
     def reduce(self) -> None: ...
 
 
-@torch.no_grad()
 class MissingLabelsError(ValueError):
     """An evaluation dataset yields images without labels (built with ``with_labels=False``)."""
 
 
+@torch.no_grad()
 def run_evaluation(
     models: Sequence[nn.Module],
     dataset: Any,
