@@ -30,10 +30,13 @@ def cmd_demo(a: argparse.Namespace) -> List[Dict[str, Any]]:
         shutil.rmtree(out, ignore_errors=True)
         data = out / "synthcity" if a.fresh_data else Path(a.data)
         cmd = [sys.executable, str(demo), "--data", str(data), "--out", str(out), *a.overrides]
-        print(f"[run {i + 1}/{a.repeats}] {' '.join(cmd)}", flush=True)
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL)
+        out.mkdir(parents=True)
+        log = out.parent / f"run{i}.log"  # beside, not inside, the demo's own output folder
+        print(f"[run {i + 1}/{a.repeats}] {' '.join(cmd)}  > {log}", flush=True)
+        with open(log, "w") as fh:
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
-            raise SystemExit(f"demo run {i + 1} failed (exit {proc.returncode}); rerun {' '.join(cmd)} to see why")
+            raise SystemExit(f"demo run {i + 1} failed (exit {proc.returncode}); see {log}")
         summary = json.loads((out / "demo_summary.json").read_text())
         rows.append({"run": str(i + 1), **{s: summary["stage_minutes"].get(s) for s in STAGES},
                      "total": summary["total_minutes"], "gain": summary["gain"]})
