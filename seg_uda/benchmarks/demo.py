@@ -24,14 +24,14 @@ def cmd_demo(a: argparse.Namespace) -> List[Dict[str, Any]]:
     if not demo.is_file():
         raise SystemExit(f"benchmark demo needs a checkout: {demo} not found")
     root = Path(a.work or "runs/bench_demo")
+    root.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(a.repeats):
         out = root / f"run{i}"
         shutil.rmtree(out, ignore_errors=True)
         data = out / "synthcity" if a.fresh_data else Path(a.data)
         cmd = [sys.executable, str(demo), "--data", str(data), "--out", str(out), *a.overrides]
-        out.mkdir(parents=True)
-        log = out.parent / f"run{i}.log"  # beside, not inside, the demo's own output folder
+        log = root / f"run{i}.log"  # beside, not inside, the demo's own output folder
         print(f"[run {i + 1}/{a.repeats}] {' '.join(cmd)}  > {log}", flush=True)
         with open(log, "w") as fh:
             proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
@@ -44,18 +44,18 @@ def cmd_demo(a: argparse.Namespace) -> List[Dict[str, Any]]:
             shutil.rmtree(data, ignore_errors=True)
     cols = [("run", "run", "{}")] + [(f"{s}, min", s, "{:.1f}") for s in STAGES] + [
         ("total, min", "total", "{:.1f}"), ("gain, mIoU", "gain", "{:+.2f}")]
+    ranges = []
     if len(rows) > 1:
         summ: Dict[str, Any] = {"run": "median (range)"}
         for s in (*STAGES, "total"):
             vals = [r[s] for r in rows if r[s] is not None]
             summ[s] = statistics.median(vals) if vals else None
             summ[s + " range"] = (min(vals), max(vals)) if vals else None
+            if vals:
+                ranges.append(f"  {s}: median {summ[s]:.1f} min, range {min(vals):.1f}-{max(vals):.1f}")
         rows.append(summ)
     md = print_table(f"make demo end to end ({'fresh SynthCity each run' if a.fresh_data else 'cached SynthCity'}"
                      f", {a.repeats} run(s))", rows, cols)
-    for s in (*STAGES, "total"):
-        if len(rows) > 1 and rows[-1].get(s + " range"):
-            lo, hi = rows[-1][s + " range"]
-            print(f"  {s}: median {rows[-1][s]:.1f} min, range {lo:.1f}-{hi:.1f}")
+    print("\n".join(ranges))
     save_table(a.out, "demo", {"env": environment(torch.get_num_threads(), torch.device("cpu")), "rows": rows}, md)
     return rows

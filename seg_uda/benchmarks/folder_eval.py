@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -97,8 +98,6 @@ def run_cityscapes(gt_root: Path, pred_root: Path, tmp: Path, instances: bool) -
 def decode_floor(files: List[str], decoder: str, threads: int) -> float:
     """Seconds to only decode ``files`` (every ground-truth and prediction PNG): the floor any evaluator that reads
     them pays. cv2 releases the GIL, so it decodes in ``threads`` threads; libspng holds it, so one thread."""
-    from concurrent.futures import ThreadPoolExecutor
-
     t0 = time.perf_counter()
     if decoder == "cv2":
         with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -129,7 +128,8 @@ def main(argv=None) -> None:
         gt_root, pred_root = generate(tmp, a.num_images, a.height, a.width)
         print(f"generated {a.num_images} pairs of {a.width}x{a.height} in {time.perf_counter() - t0:.1f}s "
               f"(cpu_count={os.cpu_count()}, loadavg={os.getloadavg()[0]:.2f})")
-        for f in glob.glob(str(tmp / "**" / "*.png"), recursive=True):  # warm the page cache for everyone
+        pngs = sorted(glob.glob(str(tmp / "**" / "*.png"), recursive=True))
+        for f in pngs:  # warm the page cache for everyone
             Path(f).read_bytes()
 
         rows: List[Dict[str, object]] = []
@@ -146,8 +146,7 @@ def main(argv=None) -> None:
                 rows.append({"name": f"seg_uda, {decoder}, {nw} thread{'s' if nw > 1 else ''}",
                              "s": float(np.median(times)), "miou": r.miou})
         folder_eval.pyspng = fast
-        files = sorted(glob.glob(str(tmp / "**" / "*.png"), recursive=True))
-        files = [f for f in files if "instanceIds" not in f]  # what the evaluators read: labelIds + predictions
+        files = [f for f in pngs if "instanceIds" not in f]  # what the evaluators read: labelIds + predictions
         floors = [("cv2", workers)] + ([("libspng", 1)] if fast is not None else [])
         for decoder, nw in floors:
             s = float(np.median([decode_floor(files, decoder, nw) for _ in range(a.repeats)]))

@@ -89,7 +89,7 @@ def train_worker(a: argparse.Namespace) -> None:
     torch.set_num_threads(a.threads)
     from seg_uda.runtime import dist
 
-    device = dist.init_distributed(resolve_device(a.device).type)  # under torchrun: this rank's GPU, DDP
+    device = dist.init_distributed(a.device)  # under torchrun: this rank's GPU, DDP
     overrides = list(a.overrides) + ["data.val=null", f"device={device.type}", "seed=0"]
     if compiled:
         overrides.append("schedule.compile=true")

@@ -22,7 +22,7 @@ from ..runtime import dist
 from ..runtime.sampling import shard_indices
 from .confusion import ConfusionMatrix, SegMetrics
 from .folder_eval import write_label_png
-from .inference import InferenceOptions, predict_sample_probs
+from .inference import InferenceOptions, class_argmax, predict_sample_probs
 
 PathLike = Union[str, Path]
 PREDICTION_SUFFIX = "_pred_labelIds.png"
@@ -132,7 +132,7 @@ class SegmentationAccumulator:
     def update(self, batch: Dict[str, Any], probs: torch.Tensor) -> None:
         if probs.shape[1] != self.num_classes:
             raise ValueError(f"models predict {probs.shape[1]} classes, the evaluation expects {self.num_classes}")
-        pred = probs.max(1).indices  # the first maximum, as argmax(1), but ~2.5x faster over the class dim on CPU
+        pred = class_argmax(probs)
         self.confusion.update(pred, batch["label"].to(pred.device))
         if self.save_dir is not None:
             for i, name in enumerate(batch["name"]):

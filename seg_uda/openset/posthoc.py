@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 import torch.distributed as tdist
 
+from ..evaluation.inference import class_argmax
 from ..evaluation.runner import MissingLabelsError, model_device, run_evaluation
 
 __all__ = ["UNKNOWN_SCORES", "unknown_score", "openset_prediction", "calibrate_threshold", "quantile_from_hist",
@@ -63,8 +64,8 @@ def openset_prediction(probs: torch.Tensor, num_known: int, score: Optional[str]
     if (score is None) != (threshold is None):
         raise ValueError("unknown score and threshold go together")
     if score is None:
-        return probs.max(1).indices  # = argmax(1) (first maximum), ~2.5x faster over the class dim on CPU
-    pred = _known_probs(probs, num_known).max(1).indices
+        return class_argmax(probs)
+    pred = class_argmax(_known_probs(probs, num_known))
     unknown = unknown_score(probs, score, num_known) > float(threshold)
     return torch.where(unknown, torch.full_like(pred, num_known), pred)
 

@@ -1,8 +1,6 @@
-"""`schedule.compile`: wrap the training forward in `torch.compile`, falling back to eager execution (with one
-warning) where the backend cannot compile a graph, so a run never fails only because compilation does."""
+"""`schedule.compile`: wrap the training forward in `torch.compile`, falling back to eager execution (dynamo logs
+a warning) where the backend cannot compile a graph, so a run never fails only because compilation does."""
 from __future__ import annotations
-
-import warnings
 
 import torch
 from torch import nn
@@ -11,11 +9,7 @@ __all__ = ["compile_module"]
 
 
 def compile_module(module: nn.Module, backend: str = "inductor") -> nn.Module:
-    """``torch.compile(module)`` sharing its parameters (state dicts and checkpoints keep using ``module``);
-    ``module`` itself when this torch has no compiler."""
-    if not hasattr(torch, "compile"):
-        warnings.warn("schedule.compile: this torch has no torch.compile; training eagerly")
-        return module
+    """``torch.compile(module)`` sharing its parameters (state dicts and checkpoints keep using ``module``)."""
     import torch._dynamo as dynamo
 
     dynamo.config.suppress_errors = True  # a graph the backend rejects runs eagerly instead of raising
