@@ -36,9 +36,12 @@ def dataset_transform(cfg: Config, role: str) -> Any:
                                  resize_backend=d.resize_backend)
 
 
-def build_dataset(cfg: Config, role: str, with_labels: Optional[bool] = None) -> Any:
-    """Build data.<role> with its transform. `with_labels=False` drops target labels (UDA); the oracle keeps them."""
-    dataset = _dataset_from_spec(cfg, getattr(cfg.data, role), dataset_transform(cfg, role), with_labels)
+def build_dataset(cfg: Config, role: str, with_labels: Optional[bool] = None,
+                  transform_role: Optional[str] = None) -> Any:
+    """Build data.<role> with its transform (``transform_role``'s, e.g. 'val' to predict the target-train images
+    un-augmented). `with_labels=False` drops target labels (UDA); the oracle keeps them."""
+    transform = dataset_transform(cfg, transform_role or role)
+    dataset = _dataset_from_spec(cfg, getattr(cfg.data, role), transform, with_labels)
     if callable(getattr(dataset, "summary", None)) and is_main_process():  # e.g. how many GTA5 pairs this copy holds
         print(f"data.{role}: {dataset.summary()}", flush=True)
     protocol = protocol_from_config(cfg)  # open-set: known -> 0..K-1, private -> 255 (source) / K (target)

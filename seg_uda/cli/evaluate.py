@@ -9,6 +9,8 @@
   python tools/evaluate.py --predictions DIR --gt-dir GTFINE_SPLIT_DIR [--num-classes 19]   # no model
   python tools/evaluate.py OPENSET_CONFIG CKPT [--unknown-score msp|entropy|head --unknown-threshold T|auto]
          # open-set configs (data.openset.enabled) report Common mIoU / Private IoU / H-score, AUROC / AP / FPR95
+  python tools/evaluate.py CONFIG CKPT --label-free [--max-images N]
+         # no target label read: the target-train predictions' class histogram vs the source label histogram
 
 Positional arguments containing '=' are config overrides (e.g. data.val.split=test data.max_val_images=50).
 Distributed: `torchrun --nproc_per_node=N tools/evaluate.py ...` shards the images over ranks.
@@ -55,6 +57,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--best-of-snapshots", action="store_true",
                    help="ADVENT's TEST.MODE 'best': score each checkpoint alone and report the best one. It SELECTS "
                         "ON THE TARGET VAL LABELS, so it is optimistic: not comparable to a final-checkpoint figure")
+    p.add_argument("--label-free", action="store_true",
+                   help="score without target labels: class histogram of the predictions on the unlabelled "
+                        "data.target images (val transform) vs the source label histogram (total variation), "
+                        "and the mean prediction entropy")
     p.add_argument("--unknown-score", choices=("msp", "entropy", "head"), default=None,
                    help="open-set: unknown score (default: 'head' for a K+1 model, else 'msp'); needs data.openset")
     p.add_argument("--unknown-threshold", default=None, metavar="T|auto",
@@ -147,6 +153,8 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
     cfg, first = resolve_config(config, checkpoints, overrides)
     if args.amp is None:  # evaluate as the trainer does, so one model gets one number
         args.amp = cfg.schedule.amp
+    if args.label_free:
+        return run_label_free(args, cfg, checkpoints, options, first)
     if cfg.data.val is None:
         raise ConfigError("the config has no data.val split to evaluate on (set data.val.type/root/split)")
     if args.best_of_snapshots:
@@ -189,6 +197,47 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
             })
             if args.save_predictions:
                 print(f"label-id predictions written under {args.save_predictions}")
+    finally:
+        dist.cleanup_distributed()
+    return 0
+
+
+def run_label_free(args: argparse.Namespace, cfg, checkpoints: List[str], options, first) -> int:
+    """The label-free score (seg_uda.evaluation.label_free) of (an ensemble of) checkpoints: data.target is built
+    without labels and predicted un-augmented; the source histogram comes from all data.source labels."""
+    from seg_uda.builders import build_dataset
+    from seg_uda.data.labels import class_names
+    from seg_uda.data.rare_class import class_pixel_counts
+    from seg_uda.evaluation.checkpoint_model import load_model
+    from seg_uda.evaluation.label_free import format_label_free, label_free_score, source_label_histogram
+    from seg_uda.runtime import dist
+
+    if cfg.data.openset.enabled or args.best_of_snapshots or args.unknown_score or args.unknown_threshold:
+        raise UsageError("--label-free scores a closed-set model alone (no open-set config, --best-of-snapshots "
+                         "or --unknown-*)")
+    n = cfg.data.num_classes
+    device = dist.init_distributed(args.device)
+    try:
+        models = [load_model(cfg, p, device, checkpoint=first if i == 0 else None) for i, p in enumerate(checkpoints)]
+        source = source_label_histogram(class_pixel_counts(build_dataset(cfg, "source"), n))
+        target = build_dataset(cfg, "target", with_labels=False, transform_role="val")
+        workers = args.num_workers if args.num_workers is not None else min(cfg.data.num_workers, 2)
+        score = label_free_score(models, target, source, max_images=args.max_images, num_workers=workers,
+                                 weights=args.weights, fuse=args.fuse, options=options, amp=args.amp)
+        dist.barrier()
+        if dist.is_main_process():
+            names = list(class_names(n))
+            print(f"{len(checkpoints)} model(s), label-free on {cfg.data.target.get('type')} "
+                  f"'{cfg.data.target.get('split', '')}' ({score.num_images} unlabelled images)")
+            print(format_label_free(score, names))
+            if args.out_json:
+                payload = {**score.to_dict(names), "command": shlex.join([sys.executable, *sys.argv]),
+                           "argv": sys.argv[1:], "checkpoints": [str(Path(c)) for c in checkpoints],
+                           "target": cfg.data.target, "source": cfg.data.source}
+                out = Path(args.out_json)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(payload, indent=2))
+                print(f"label-free score written to {out}")
     finally:
         dist.cleanup_distributed()
     return 0

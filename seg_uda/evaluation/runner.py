@@ -94,10 +94,12 @@ def run_evaluation(
     max_images: Optional[int] = None,
     num_workers: int = 0,
     on_sample: Optional[Callable[[Dict[str, Any], torch.Tensor], None]] = None,
+    require_labels: bool = True,
 ) -> None:
     """Predict every image of ``dataset`` (items: image, label, name) with the fused ``models`` at its label's
     size and pass it to each accumulator; images are sharded over ranks with ``shard_indices`` and the
-    accumulators reduced over all ranks. ``on_sample(batch, probs)`` is called per image (e.g. to render)."""
+    accumulators reduced over all ranks. ``on_sample(batch, probs)`` is called per image (e.g. to render).
+    ``require_labels=False`` (label-free scores) accepts unlabelled items and predicts at the image's size."""
     if not models:
         raise ValueError("evaluation needs at least one model")
     if weights is not None and len(weights) != len(models):
@@ -108,10 +110,13 @@ def run_evaluation(
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=1,
                                          num_workers=num_workers)
     for batch in loader:
-        if "label" not in batch:
+        if "label" in batch:
+            out_size = tuple(batch["label"].shape[-2:])
+        elif require_labels:
             raise MissingLabelsError("evaluation dataset has no labels (with_labels=False?)")
-        probs = predict_sample_probs(models, batch["image"], tuple(batch["label"].shape[-2:]), weights, fuse,
-                                     options, amp)
+        else:
+            out_size = tuple(batch["image"].shape[-2:])
+        probs = predict_sample_probs(models, batch["image"], out_size, weights, fuse, options, amp)
         for acc in accumulators:
             acc.update(batch, probs)
         if on_sample is not None:

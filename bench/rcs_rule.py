@@ -1,0 +1,59 @@
+"""Apply the label-free rare-class sampling rule of docs/self_training.md to finished runs. Reads no target label.
+
+  python bench/rcs_rule.py --runs runs/v2 [--seeds 3 4 5]
+
+For each seed, scores the final student of ``self_training_s<seed>`` (rare-class sampling, the shipped config) and
+``self_training_no_rcs_s<seed>`` with ``tools/evaluate.py RUN/checkpoints/last.pth --label-free`` (one thread;
+written to ``RUN/label_free.json`` and reused when present), prints the total-variation distance D of each, and
+the decision: drop rare-class sampling only if D without it is lower on at least 2 of 3 seeds and on the mean.
+It never opens ``final_metrics.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = (("self_training", "with RCS (shipped)"), ("self_training_no_rcs", "without RCS"))
+
+
+def label_free(run: Path) -> dict:
+    out = run / "label_free.json"
+    if not out.is_file():
+        ckpt = run / "checkpoints" / "last.pth"
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"no final checkpoint {ckpt}: is the run finished?")
+        cmd = [sys.executable, str(REPO / "tools" / "evaluate.py"), str(ckpt), "--label-free", "--out-json", str(out)]
+        subprocess.run(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True,
+                       stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default="runs/v2")
+    p.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5])
+    args = p.parse_args()
+    runs = Path(args.runs)
+    d = {key: [label_free(runs / f"{key}_s{s}")["total_variation"] for s in args.seeds] for key, _ in CONFIGS}
+    ent = {key: [label_free(runs / f"{key}_s{s}")["mean_entropy"] for s in args.seeds] for key, _ in CONFIGS}
+    print("| config | D per seed (" + " / ".join(map(str, args.seeds)) + ") | mean D | target entropy (mean) |")
+    print("|---|---|---|---|")
+    for key, label in CONFIGS:
+        print(f"| {label} | {' / '.join(f'{v:.4f}' for v in d[key])} | {statistics.mean(d[key]):.4f} | "
+              f"{statistics.mean(ent[key]):.4f} |")
+    wins = sum(b < a for a, b in zip(d["self_training"], d["self_training_no_rcs"]))
+    lower_mean = statistics.mean(d["self_training_no_rcs"]) < statistics.mean(d["self_training"])
+    drop = wins * 3 >= 2 * len(args.seeds) and lower_mean
+    print(f"D lower without RCS on {wins} of {len(args.seeds)} seeds; mean lower without RCS: {lower_mean}")
+    print("decision: " + ("drop rare-class sampling" if drop else "keep rare-class sampling (DAFormer's setting)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Label-free scoring of a model on the unlabelled target: the class histogram of its predictions against the
+source label histogram (total variation), and its mean prediction entropy.
+
+Choices that must not use target labels (the rare-class sampling rule of docs/self_training.md) read these
+instead of target-val mIoU. They run through the one evaluation loop (:func:`run_evaluation`) on a target split
+built without labels, and are summed over ranks like the confusion matrix.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+
+from ..methods.diagnostics import total_variation
+from .inference import class_argmax
+
+
+class PredictionStatsAccumulator:
+    """Per-class pixel counts of the argmax and the summed entropy (normalised by log C) of fused probabilities."""
+
+    def __init__(self, num_classes: int, device: Any = "cpu") -> None:
+        if num_classes < 2:
+            raise ValueError(f"PredictionStatsAccumulator needs >= 2 classes, got {num_classes}")
+        self.num_classes = int(num_classes)
+        # [0:C] argmax counts, [C] summed normalised entropy, [C+1] pixels: one float64 buffer, one all_reduce
+        self.sums = torch.zeros(self.num_classes + 2, dtype=torch.float64, device=device)
+
+    def update(self, batch: Dict[str, Any], probs: torch.Tensor) -> None:
+        if probs.shape[1] != self.num_classes:
+            raise ValueError(f"models predict {probs.shape[1]} classes, label-free scoring expects {self.num_classes}")
+        pred = class_argmax(probs)
+        self.sums[: self.num_classes] += torch.bincount(pred.reshape(-1), minlength=self.num_classes).double()
+        p = probs.double()
+        ent = -(p * torch.log(p.clamp_min(1e-30))).sum(1) / math.log(self.num_classes)
+        self.sums[self.num_classes] += ent.sum()
+        self.sums[self.num_classes + 1] += ent.numel()
+
+    def reduce(self) -> None:
+        if tdist.is_available() and tdist.is_initialized():
+            tdist.all_reduce(self.sums)
+
+    def histogram(self) -> List[float]:
+        counts = self.sums[: self.num_classes]
+        total = float(counts.sum())
+        return (counts / total).tolist() if total > 0 else [0.0] * self.num_classes
+
+    def mean_entropy(self) -> float:
+        pixels = float(self.sums[self.num_classes + 1])
+        return float(self.sums[self.num_classes]) / pixels if pixels else float("nan")
+
+
+@dataclass
+class LabelFreeScore:
+    """The target prediction histogram, the source label histogram, their total-variation distance and the
+    target's mean normalised prediction entropy."""
+
+    target_prediction_histogram: List[float]
+    source_label_histogram: List[float]
+    total_variation: float
+    mean_entropy: float
+    num_images: int
+
+    def to_dict(self, class_names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+        names = list(class_names) if class_names else [str(i) for i in range(len(self.source_label_histogram))]
+        return {"total_variation": self.total_variation, "mean_entropy": self.mean_entropy,
+                "num_images": self.num_images,
+                "target_prediction_histogram": dict(zip(names, self.target_prediction_histogram)),
+                "source_label_histogram": dict(zip(names, self.source_label_histogram))}
+
+
+def source_label_histogram(pixel_counts: np.ndarray) -> List[float]:
+    """Share of each class among all labelled source pixels, from [N_images, C] counts (rare_class's)."""
+    total = np.asarray(pixel_counts, dtype=np.float64).sum(0)
+    if total.sum() <= 0:
+        raise ValueError("the source labels hold no pixel of any evaluated class")
+    return (total / total.sum()).tolist()
+
+
+def label_free_score(models: Sequence[torch.nn.Module], target: Any, source_histogram: Sequence[float],
+                     max_images: Optional[int] = None, num_workers: int = 0, **eval_kwargs: Any) -> LabelFreeScore:
+    """Score (an ensemble of) ``models`` on the unlabelled ``target`` dataset (items: image, name) against
+    ``source_histogram``. ``eval_kwargs`` go to :func:`run_evaluation` (weights, fuse, options, amp)."""
+    from .runner import model_device, run_evaluation
+
+    acc = PredictionStatsAccumulator(len(source_histogram), device=model_device(models))
+    run_evaluation(models, target, [acc], max_images=max_images, num_workers=num_workers, require_labels=False,
+                   **eval_kwargs)
+    hist = acc.histogram()
+    n = len(target) if max_images is None else min(len(target), max_images)
+    return LabelFreeScore(hist, [float(v) for v in source_histogram], total_variation(hist, source_histogram),
+                          acc.mean_entropy(), n)
+
+
+def format_label_free(score: LabelFreeScore, class_names: Optional[Sequence[str]] = None) -> str:
+    """A per-class table (target prediction %, source label %) and the two summary numbers."""
+    names = list(class_names) if class_names else [str(i) for i in range(len(score.source_label_histogram))]
+    width = max(len(n) for n in names)
+    lines = [f"{'class':>{width}s}  target pred %  source label %"]
+    for name, t, s in zip(names, score.target_prediction_histogram, score.source_label_histogram):
+        lines.append(f"{name:>{width}s}  {100 * t:13.2f}  {100 * s:14.2f}")
+    lines.append(f"total variation (target predictions vs source labels): {score.total_variation:.4f}")
+    lines.append(f"mean normalised prediction entropy on the target: {score.mean_entropy:.4f}")
+    return "\n".join(lines)
+
+
+__all__ = ["LabelFreeScore", "PredictionStatsAccumulator", "format_label_free", "label_free_score",
+           "source_label_histogram"]
