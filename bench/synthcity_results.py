@@ -2,7 +2,7 @@
 
   python bench/synthcity_results.py commands [--rows ROW ...] [--seeds 0 1 2]   # the runs still to do, one a line
   python bench/synthcity_results.py collect --runs runs/v2 --out results/synthcity.json
-  python bench/synthcity_results.py table results/synthcity.json [--markdown results/synthcity.md]
+  python bench/synthcity_results.py table results/synthcity.json [--markdown results/synthcity.md] [--seeds 3 4 5]
 
 ``ROWS`` below is the one list of rows: ``bench/accuracy_runs.sh`` runs what ``commands`` prints, ``collect`` reads
 each run's ``final_metrics.json`` (the final weights), ``config.yaml`` and ``metrics.jsonl`` (run time), and
@@ -129,11 +129,23 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def summarize(doc: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Per row: mean ± std mIoU, mean per-class IoU, paired difference to source-only, share of the gap closed."""
+def select_seeds(doc: Dict[str, Any], seeds: Optional[Sequence[int]]) -> Dict[str, Any]:
+    """The results document restricted to the runs of ``seeds`` (rows left without a run are dropped)."""
+    if seeds is None:
+        return doc
+    rows = [{**r, "runs": [e for e in r["runs"] if e["seed"] in set(seeds)]} for r in doc["rows"]]
+    return {**doc, "rows": [r for r in rows if r["runs"]]}
+
+
+def summarize(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> List[Dict[str, Any]]:
+    """Per row: mean ± std mIoU, mean per-class IoU, paired difference to source-only, share of the gap closed.
+    With ``seeds``, only their runs count, except the oracle of the gap, which falls back to all of its seeds
+    when it has none of these (its seed spread is 0.4 mIoU)."""
     out = []
+    all_orc = {e["seed"]: e["miou"] for r in doc["rows"] if r["key"] == "oracle" for e in r["runs"]}
+    doc = select_seeds(doc, seeds)
     by_key = {r["key"]: {e["seed"]: e["miou"] for e in r["runs"]} for r in doc["rows"]}
-    orc = by_key.get("oracle", {})
+    orc = by_key.get("oracle") or all_orc
     for r in doc["rows"]:
         mious = [e["miou"] for e in r["runs"]]
         names = list(r["runs"][0]["iou"])
@@ -155,9 +167,9 @@ def summarize(doc: Dict[str, Any]) -> List[Dict[str, Any]]:
     return out
 
 
-def table(doc: Dict[str, Any]) -> str:
+def table(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> str:
     """The README table: per-class IoU, mean ± std mIoU, gap closed, paired Δ to source-only (mean ± std, n)."""
-    rows = summarize(doc)
+    rows = summarize(doc, seeds)
     names = list(rows[0]["iou"])
     head = ["run", "seeds"] + [ABBREV.get(n, n) for n in names] + ["mIoU", "gap closed", "paired Δ vs source-only",
                                                                    "Δ per seed"]
@@ -172,9 +184,13 @@ def table(doc: Dict[str, Any]) -> str:
         cells = [r["label"], str(r["n"])] + [f"{r['iou'][n]:.1f}" for n in names] + [
             f"**{r['mean']:.1f}{std}**", gap, paired, per_seed]
         lines.append("| " + " | ".join(cells) + " |")
-    seeds = "; ".join(f"{r['label']} " + " / ".join(f"{v:.2f}" for _, v in sorted(r["per_seed"].items()))
-                      for r in rows)
-    return "\n".join(lines) + f"\n\nmIoU per seed (0 / 1 / 2): {seeds}.\n"
+    per_seed_text = "; ".join(f"{r['label']} " + " / ".join(f"{v:.2f}" for _, v in sorted(r["per_seed"].items()))
+                              for r in rows)
+    shown = sorted({seed for r in rows for seed in r["per_seed"]})
+    note = ""
+    if not any(r["key"] == "oracle" for r in rows) and any(r["gap_closed"] is not None for r in rows):
+        note = " The gap closed is to the oracle's mean over its own seeds (0 / 1 / 2)."
+    return "\n".join(lines) + f"\n\nmIoU per seed ({' / '.join(map(str, shown))}): {per_seed_text}.{note}\n"
 
 
 def pending_commands(rows: Sequence[str], seeds: Sequence[int], out: str) -> List[str]:
@@ -208,6 +224,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     t = sub.add_parser("table", help="print the README table from the results file")
     t.add_argument("results", nargs="?", default="results/synthcity.json")
     t.add_argument("--markdown", help="also write the table here")
+    t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the seeds tabled (default 0 1 2)")
     a = p.parse_args(argv)
     if a.cmd == "commands":
         print("\n".join(pending_commands(a.rows, a.seeds, a.out)))
@@ -217,7 +234,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         Path(a.out).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {a.out}: {sum(len(r['runs']) for r in doc['rows'])} runs in {len(doc['rows'])} rows")
     else:
-        text = table(json.loads(Path(a.results).read_text()))
+        text = table(json.loads(Path(a.results).read_text()), a.seeds)
         print(text)
         if a.markdown:
             Path(a.markdown).write_text(text)

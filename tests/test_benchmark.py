@@ -202,6 +202,16 @@ def test_synthcity_results_collect_and_table(tmp_path, capsys):
     with pytest.raises(SystemExit, match="unknown row"):
         sr.pending_commands(["ensemble"], [0], str(runs))
 
+    # a table of other seeds (a replication): only their runs count; the gap falls back to the oracle's own seeds
+    run("source_only", 3, 0.12, 0.5)
+    run("advent", 3, 0.21, 0.6)
+    text = sr.table(sr.collect(runs, [0, 1, 3]), [3])
+    row = next(line for line in text.splitlines() if line.startswith("| AdvEnt"))
+    # gap (21 - 12) / (37.5 - 12) = 35%; paired +9.0 on the one seed
+    assert row == "| AdvEnt | 1 | 60.0 | 21.0 | **21.0** | 35% | +9.0 (1) | +9.0 |"
+    assert "mIoU per seed (3): source-only 12.00; AdvEnt 21.00." in text
+    assert "oracle's mean over its own seeds" in text and "| oracle" not in text
+
 
 def _synthcity_cfg(root: Path, method: str = "advent", **schedule) -> object:
     d = tiny_cfg_dict(root, method, name="ref", device="cpu", data={"val": None}, optim={"lr": 1e-2},
