@@ -186,6 +186,24 @@ def test_sharded_evaluation_matches_single_process(ddp_run, synthcity, tmp_path)
     assert sharded["miou"] == pytest.approx(single["miou"], abs=1e-12)
 
 
+@pytest.mark.slow
+def test_sharded_label_free_score_matches_single_process(ddp_run, tmp_path):
+    """tools/evaluate.py --label-free under 2 ranks (2 + 2 target-train images) sums the counts over ranks."""
+    from seg_uda.cli.evaluate import main
+
+    work, _ = ddp_run
+    ckpt = work / "checkpoints" / "last.pth"
+    proc = torchrun(["tools/evaluate.py", str(ckpt), "--label-free", "--out-json", str(tmp_path / "ddp.json")])
+    assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    torch.set_num_threads(1)
+    assert main([str(ckpt), "--label-free", "--out-json", str(tmp_path / "one.json")]) == 0
+    ddp, one = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("ddp", "one"))
+    assert ddp["num_images"] == one["num_images"] == 4
+    assert ddp["target_prediction_histogram"] == one["target_prediction_histogram"]  # integer counts: exact
+    assert ddp["total_variation"] == one["total_variation"]
+    assert ddp["mean_entropy"] == pytest.approx(one["mean_entropy"], rel=1e-12)
+
+
 def _ignored_val_pixels(trainer) -> int:
     return int(sum((trainer.val_set[i]["label"] == 255).sum() for i in range(len(trainer.val_set))))
 
