@@ -34,6 +34,15 @@ def label_free(run: Path) -> dict:
     return json.loads(out.read_text())
 
 
+def drop_rcs(d_with: list, d_without: list) -> bool:
+    """The rule: drop rare-class sampling iff D without it is lower on at least 2 of 3 seeds (two thirds of them)
+    and lower on the mean over the seeds."""
+    if len(d_with) != len(d_without) or not d_with:
+        raise ValueError(f"need one D per seed for both configs, got {len(d_with)} and {len(d_without)}")
+    wins = sum(b < a for a, b in zip(d_with, d_without))
+    return wins * 3 >= 2 * len(d_with) and statistics.mean(d_without) < statistics.mean(d_with)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", default="runs/v2")
@@ -49,7 +58,7 @@ def main() -> int:
               f"{statistics.mean(ent[key]):.4f} |")
     wins = sum(b < a for a, b in zip(d["self_training"], d["self_training_no_rcs"]))
     lower_mean = statistics.mean(d["self_training_no_rcs"]) < statistics.mean(d["self_training"])
-    drop = wins * 3 >= 2 * len(args.seeds) and lower_mean
+    drop = drop_rcs(d["self_training"], d["self_training_no_rcs"])
     print(f"D lower without RCS on {wins} of {len(args.seeds)} seeds; mean lower without RCS: {lower_mean}")
     print("decision: " + ("drop rare-class sampling" if drop else "keep rare-class sampling (DAFormer's setting)"))
     return 0

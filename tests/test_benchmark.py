@@ -249,3 +249,15 @@ def test_trainer_reference_mode_rejects_bf16_and_unsupported_methods(synthcity, 
         ReferenceTrainer(_synthcity_cfg(synthcity, amp="bf16"), work_dir=tmp_path / "a")
     with pytest.raises(TypeError, match="DANN"):
         ReferenceTrainer(_synthcity_cfg(synthcity, method="dann"), work_dir=tmp_path / "b")
+
+
+def test_rcs_rule_needs_two_of_three_seeds_and_the_mean():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from rcs_rule import drop_rcs
+
+    assert drop_rcs([0.3, 0.3, 0.3], [0.2, 0.2, 0.4])       # 2 of 3 lower, mean 0.267 < 0.3
+    assert not drop_rcs([0.3, 0.3, 0.3], [0.2, 0.4, 0.4])   # 1 of 3
+    assert not drop_rcs([0.3, 0.3, 0.3], [0.29, 0.29, 0.5])  # 2 of 3, but the mean is higher
+    assert not drop_rcs([0.3, 0.3, 0.3], [0.3, 0.3, 0.3])   # ties keep DAFormer's setting
+    with pytest.raises(ValueError, match="one D per seed"):
+        drop_rcs([0.3], [0.2, 0.2])
