@@ -5,6 +5,7 @@
 # file and the table. Finished runs (final_metrics.json present) are skipped, so the script resumes.
 #   bash bench/accuracy_runs.sh                                   # everything (about 4 hours on 2 cores)
 #   ROWS="source_only oracle" SEEDS="0 1 2" bash bench/accuracy_runs.sh   # some rows only
+#   ROWS="source_only self_training self_training_rcs" SEEDS="3 4 5" bash bench/accuracy_runs.sh   # the replication
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -26,3 +27,4 @@ for seed in $SEEDS; do  # AdvEnt+MinEnt: ADVENT's evaluation averages the two mo
 done
 $PY bench/synthcity_results.py collect --runs "$OUT" --out results/synthcity.json
 $PY bench/synthcity_results.py table results/synthcity.json --markdown results/synthcity.md
+$PY bench/synthcity_results.py table results/synthcity.json --seeds 3 4 5 --markdown results/synthcity_seeds345.md

@@ -2,10 +2,12 @@
 
   python bench/rcs_rule.py --runs runs/v2 [--seeds 3 4 5]
 
-For each seed, scores the final student of ``self_training_s<seed>`` (rare-class sampling, the shipped config) and
-``self_training_no_rcs_s<seed>`` with ``tools/evaluate.py RUN/checkpoints/last.pth --label-free`` (one thread;
-written to ``RUN/label_free.json`` and reused when present), prints the total-variation distance D of each, and
-the decision: drop rare-class sampling only if D without it is lower on at least 2 of 3 seeds and on the mean.
+For each seed, scores the final student of ``self_training_rcs_s<seed>`` (with DAFormer's rare-class sampling)
+and ``self_training_s<seed>`` (without it: the config as shipped after this rule; when the rule was applied, these
+folders were named ``self_training_s<seed>`` and ``self_training_no_rcs_s<seed>``) with
+``tools/evaluate.py RUN/checkpoints/last.pth --label-free`` (one thread; written to ``RUN/label_free.json`` and
+reused when present), prints the total-variation distance D of each, and the decision: drop rare-class sampling
+only if D without it is lower on at least 2 of 3 seeds and on the mean.
 It never opens ``final_metrics.json``.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = (("self_training", "with RCS (shipped)"), ("self_training_no_rcs", "without RCS"))
+CONFIGS = (("self_training_rcs", "with RCS (DAFormer)"), ("self_training", "without RCS"))
 
 
 def label_free(run: Path) -> dict:
@@ -56,9 +58,9 @@ def main() -> int:
     for key, label in CONFIGS:
         print(f"| {label} | {' / '.join(f'{v:.4f}' for v in d[key])} | {statistics.mean(d[key]):.4f} | "
               f"{statistics.mean(ent[key]):.4f} |")
-    wins = sum(b < a for a, b in zip(d["self_training"], d["self_training_no_rcs"]))
-    lower_mean = statistics.mean(d["self_training_no_rcs"]) < statistics.mean(d["self_training"])
-    drop = drop_rcs(d["self_training"], d["self_training_no_rcs"])
+    wins = sum(b < a for a, b in zip(d["self_training_rcs"], d["self_training"]))
+    lower_mean = statistics.mean(d["self_training"]) < statistics.mean(d["self_training_rcs"])
+    drop = drop_rcs(d["self_training_rcs"], d["self_training"])
     print(f"D lower without RCS on {wins} of {len(args.seeds)} seeds; mean lower without RCS: {lower_mean}")
     print("decision: " + ("drop rare-class sampling" if drop else "keep rare-class sampling (DAFormer's setting)"))
     return 0
