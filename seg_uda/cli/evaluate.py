@@ -142,7 +142,7 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
     from seg_uda.config import ConfigError
     from seg_uda.runtime import dist
     from seg_uda.builders import build_dataset
-    from seg_uda.evaluation.checkpoint_model import load_model, resolve_config
+    from seg_uda.evaluation.checkpoint_model import load_models, resolve_config
     from seg_uda.evaluation.runner import evaluate_models
 
     if not checkpoints:
@@ -166,7 +166,7 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
         raise UsageError("--unknown-threshold needs --unknown-score")
     device = dist.init_distributed(args.device)
     try:
-        models = [load_model(cfg, p, device, checkpoint=first if i == 0 else None) for i, p in enumerate(checkpoints)]
+        models = load_models(cfg, checkpoints, device, first=first)
         del first
         if cfg.data.openset.enabled:
             return run_openset(args, cfg, config, checkpoints, models, options)
@@ -208,7 +208,7 @@ def run_label_free(args: argparse.Namespace, cfg, checkpoints: List[str], option
     from seg_uda.builders import build_dataset
     from seg_uda.data.labels import class_names
     from seg_uda.data.rare_class import class_pixel_counts
-    from seg_uda.evaluation.checkpoint_model import load_model
+    from seg_uda.evaluation.checkpoint_model import load_models
     from seg_uda.evaluation.label_free import format_label_free, label_free_score, source_label_histogram
     from seg_uda.runtime import dist
 
@@ -218,7 +218,7 @@ def run_label_free(args: argparse.Namespace, cfg, checkpoints: List[str], option
     n = cfg.data.num_classes
     device = dist.init_distributed(args.device)
     try:
-        models = [load_model(cfg, p, device, checkpoint=first if i == 0 else None) for i, p in enumerate(checkpoints)]
+        models = load_models(cfg, checkpoints, device, first=first)
         source = source_label_histogram(class_pixel_counts(build_dataset(cfg, "source"), n))
         target = build_dataset(cfg, "target", with_labels=False, transform_role="val")
         workers = args.num_workers if args.num_workers is not None else min(cfg.data.num_workers, 2)

@@ -104,7 +104,7 @@ def render_samples(args: argparse.Namespace, out: Path) -> List[Tuple[str, Path]
 
     from seg_uda.data.labels import palette as builtin_palette
     from seg_uda.builders import build_dataset, dataset_transform
-    from seg_uda.evaluation.checkpoint_model import load_model, resolve_config, split_cli_inputs
+    from seg_uda.evaluation.checkpoint_model import load_models, resolve_config, split_cli_inputs
     from seg_uda.evaluation.inference import InferenceOptions, predict_sample_probs
     from seg_uda.visualization import (
         colorize_labels, compose_row, prediction_and_unknown, sample_tiles, save_rgb_png,
@@ -120,7 +120,7 @@ def render_samples(args: argparse.Namespace, out: Path) -> List[Tuple[str, Path]
     cfg, first = resolve_config(config, checkpoints, overrides)
     use_cuda = torch.cuda.is_available() if args.device == "auto" else args.device == "cuda"
     device = torch.device("cuda" if use_cuda else "cpu")
-    models = [load_model(cfg, p, device, checkpoint=first if i == 0 else None) for i, p in enumerate(checkpoints)]
+    models = load_models(cfg, checkpoints, device, first=first)
     options = InferenceOptions(flip=args.flip, scales=tuple(args.scales))
     from seg_uda.builders import num_known_classes
 

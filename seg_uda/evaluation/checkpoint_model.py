@@ -137,12 +137,14 @@ def load_model(
 
 def load_models(
     cfg: Optional[Config], checkpoint_paths: Sequence[PathLike], device: Union[str, torch.device] = "cpu",
-    overrides: Sequence[str] = (),
+    overrides: Sequence[str] = (), first: Optional[Mapping[str, Any]] = None,
 ) -> List[nn.Module]:
-    """:func:`load_model` for each checkpoint (an ensemble); all must share the config's class count."""
+    """:func:`load_model` for each checkpoint (an ensemble); all must share the config's class count. ``first``
+    is the already-loaded contents of the first checkpoint (e.g. from :func:`resolve_config`)."""
     if not checkpoint_paths:
         raise ValueError("no checkpoint given")
-    return [load_model(cfg, p, device, overrides) for p in checkpoint_paths]
+    return [load_model(cfg, p, device, overrides, checkpoint=first if i == 0 else None)
+            for i, p in enumerate(checkpoint_paths)]
 
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
