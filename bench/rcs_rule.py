@@ -36,13 +36,18 @@ def label_free(run: Path) -> dict:
     return json.loads(out.read_text())
 
 
+def rule_counts(d_with: list, d_without: list) -> tuple:
+    """(seeds on which D without rare-class sampling is lower, whether its mean over the seeds is lower)."""
+    if len(d_with) != len(d_without) or not d_with:
+        raise ValueError(f"need one D per seed for both configs, got {len(d_with)} and {len(d_without)}")
+    return sum(b < a for a, b in zip(d_with, d_without)), statistics.mean(d_without) < statistics.mean(d_with)
+
+
 def drop_rcs(d_with: list, d_without: list) -> bool:
     """The rule: drop rare-class sampling iff D without it is lower on at least 2 of 3 seeds (two thirds of them)
     and lower on the mean over the seeds."""
-    if len(d_with) != len(d_without) or not d_with:
-        raise ValueError(f"need one D per seed for both configs, got {len(d_with)} and {len(d_without)}")
-    wins = sum(b < a for a, b in zip(d_with, d_without))
-    return wins * 3 >= 2 * len(d_with) and statistics.mean(d_without) < statistics.mean(d_with)
+    wins, lower_mean = rule_counts(d_with, d_without)
+    return wins * 3 >= 2 * len(d_with) and lower_mean
 
 
 def main() -> int:
@@ -51,15 +56,15 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5])
     args = p.parse_args()
     runs = Path(args.runs)
-    d = {key: [label_free(runs / f"{key}_s{s}")["total_variation"] for s in args.seeds] for key, _ in CONFIGS}
-    ent = {key: [label_free(runs / f"{key}_s{s}")["mean_entropy"] for s in args.seeds] for key, _ in CONFIGS}
+    scores = {key: [label_free(runs / f"{key}_s{s}") for s in args.seeds] for key, _ in CONFIGS}
+    d = {key: [x["total_variation"] for x in v] for key, v in scores.items()}
+    ent = {key: [x["mean_entropy"] for x in v] for key, v in scores.items()}
     print("| config | D per seed (" + " / ".join(map(str, args.seeds)) + ") | mean D | target entropy (mean) |")
     print("|---|---|---|---|")
     for key, label in CONFIGS:
         print(f"| {label} | {' / '.join(f'{v:.4f}' for v in d[key])} | {statistics.mean(d[key]):.4f} | "
               f"{statistics.mean(ent[key]):.4f} |")
-    wins = sum(b < a for a, b in zip(d["self_training_rcs"], d["self_training"]))
-    lower_mean = statistics.mean(d["self_training"]) < statistics.mean(d["self_training_rcs"])
+    wins, lower_mean = rule_counts(d["self_training_rcs"], d["self_training"])
     drop = drop_rcs(d["self_training_rcs"], d["self_training"])
     print(f"D lower without RCS on {wins} of {len(args.seeds)} seeds; mean lower without RCS: {lower_mean}")
     print("decision: " + ("drop rare-class sampling" if drop else "keep rare-class sampling (DAFormer's setting)"))

@@ -41,6 +41,7 @@ def test_accumulator_counts_argmax_and_normalised_entropy():
     assert acc.histogram() == pytest.approx([2 / 3, 1 / 3])
     h = -(0.2 * math.log(0.2) + 0.8 * math.log(0.8)) / math.log(2)
     assert acc.mean_entropy() == pytest.approx((1.0 + 0.0 + h) / 3)
+    assert acc.num_images() == 1
 
 
 def test_accumulator_rejects_wrong_class_count():

@@ -26,8 +26,8 @@ class PredictionStatsAccumulator:
         if num_classes < 2:
             raise ValueError(f"PredictionStatsAccumulator needs >= 2 classes, got {num_classes}")
         self.num_classes = int(num_classes)
-        # [0:C] argmax counts, [C] summed normalised entropy, [C+1] pixels: one float64 buffer, one all_reduce
-        self.sums = torch.zeros(self.num_classes + 2, dtype=torch.float64, device=device)
+        # [0:C] argmax counts, [C] summed normalised entropy, [C+1] pixels, [C+2] images: one buffer, one all_reduce
+        self.sums = torch.zeros(self.num_classes + 3, dtype=torch.float64, device=device)
 
     def update(self, batch: Dict[str, Any], probs: torch.Tensor) -> None:
         if probs.shape[1] != self.num_classes:
@@ -38,6 +38,7 @@ class PredictionStatsAccumulator:
         ent = -(p * torch.log(p.clamp_min(1e-30))).sum(1) / math.log(self.num_classes)
         self.sums[self.num_classes] += ent.sum()
         self.sums[self.num_classes + 1] += ent.numel()
+        self.sums[self.num_classes + 2] += probs.shape[0]
 
     def reduce(self) -> None:
         if tdist.is_available() and tdist.is_initialized():
@@ -47,6 +48,9 @@ class PredictionStatsAccumulator:
         counts = self.sums[: self.num_classes]
         total = float(counts.sum())
         return (counts / total).tolist() if total > 0 else [0.0] * self.num_classes
+
+    def num_images(self) -> int:
+        return int(self.sums[self.num_classes + 2])
 
     def mean_entropy(self) -> float:
         pixels = float(self.sums[self.num_classes + 1])
@@ -90,9 +94,8 @@ def label_free_score(models: Sequence[torch.nn.Module], target: Any, source_hist
     run_evaluation(models, target, [acc], max_images=max_images, num_workers=num_workers, require_labels=False,
                    **eval_kwargs)
     hist = acc.histogram()
-    n = len(target) if max_images is None else min(len(target), max_images)
     return LabelFreeScore(hist, [float(v) for v in source_histogram], total_variation(hist, source_histogram),
-                          acc.mean_entropy(), n)
+                          acc.mean_entropy(), acc.num_images())
 
 
 def format_label_free(score: LabelFreeScore, class_names: Optional[Sequence[str]] = None) -> str:
