@@ -17,7 +17,7 @@ from .data.transforms import build_eval_transform, build_train_transform
 from .methods import METHODS
 from .models import MODELS
 from .data.openset import OpenSetDataset, protocol_from_config
-from .data.rare_class import RareClassSampler, class_pixel_counts
+from .data.rare_class import RareClassSampler, class_pixel_counts, source_label_histogram
 from .runtime.dist import is_main_process
 
 
@@ -119,10 +119,19 @@ def build_method(cfg: Config, model: Optional[nn.Module] = None) -> nn.Module:
     `multi_level` follows the model unless the method config sets it."""
     factory = METHODS.get(cfg.method.name)
     kwargs = factory.from_config(cfg, model)
+    if factory.wants_source_prior(kwargs):  # e.g. ADVENT's class-ratio prior: the source label histogram
+        kwargs["class_prior"] = source_class_prior(cfg)
+        if is_main_process():
+            print("method: source class prior " + " ".join(f"{v:.3f}" for v in kwargs["class_prior"]), flush=True)
     if kwargs.get("multi_level") and model is not None and not model_multi_level(model):
         raise ConfigError(f"method.multi_level=true needs a multi-level model, but model "
                           f"'{cfg.model.name}' has no auxiliary output (set model.multi_level=true)")
     return factory(**kwargs)
+
+
+def source_class_prior(cfg: Config) -> List[float]:
+    """Share of each known class among all of data.source's labelled pixels (counted once, cached beside the data)."""
+    return source_label_histogram(class_pixel_counts(build_dataset(cfg, "source"), num_known_classes(cfg)))
 
 
 def segmenter_param_groups(cfg: Config, model: nn.Module, method: nn.Module) -> List[Dict[str, Any]]:

@@ -132,8 +132,9 @@ def test_method_keys_are_checked_against_the_method_or_its_preset():
     with pytest.raises(ConfigError) as e:  # minent is a preset of AdvEnt without the adversarial arguments
         config_from_dict(_minimal(method={"name": "minent", "lambda_adv_main": 1e-3}, **target))
     msg = str(e.value)
-    assert msg == ("unknown config key 'method.lambda_adv_main'. Did you mean 'lambda_seg_main'? Valid keys: "
-                   "lambda_ent_aux, lambda_ent_main, lambda_seg_aux, lambda_seg_main, multi_level")
+    assert msg == ("unknown config key 'method.lambda_adv_main'. Did you mean 'lambda_cp_main'? Valid keys: "
+                   "class_prior, cp_mu, lambda_cp_aux, lambda_cp_main, lambda_ent_aux, lambda_ent_main, "
+                   "lambda_seg_aux, lambda_seg_main, multi_level")
     with pytest.raises(ConfigError, match="method.lambda_ent_main"):  # types still checked through the preset
         config_from_dict(_minimal(method={"name": "minent", "lambda_ent_main": "big"}, **target))
     for name, key in (("dann", "feat_channels"), ("fda", "pixel_mean"), ("advent", "num_classes")):

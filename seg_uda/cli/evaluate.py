@@ -205,11 +205,10 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
 def run_label_free(args: argparse.Namespace, cfg, checkpoints: List[str], options, first) -> int:
     """The label-free score (seg_uda.evaluation.label_free) of (an ensemble of) checkpoints: data.target is built
     without labels and predicted un-augmented; the source histogram comes from all data.source labels."""
-    from seg_uda.builders import build_dataset
+    from seg_uda.builders import build_dataset, source_class_prior
     from seg_uda.data.labels import class_names
-    from seg_uda.data.rare_class import class_pixel_counts
     from seg_uda.evaluation.checkpoint_model import load_models
-    from seg_uda.evaluation.label_free import format_label_free, label_free_score, source_label_histogram
+    from seg_uda.evaluation.label_free import format_label_free, label_free_score
     from seg_uda.runtime import dist
 
     if cfg.data.openset.enabled or args.best_of_snapshots or args.unknown_score or args.unknown_threshold:
@@ -219,7 +218,7 @@ def run_label_free(args: argparse.Namespace, cfg, checkpoints: List[str], option
     device = dist.init_distributed(args.device)
     try:
         models = load_models(cfg, checkpoints, device, first=first)
-        source = source_label_histogram(class_pixel_counts(build_dataset(cfg, "source"), n))
+        source = source_class_prior(cfg)
         target = build_dataset(cfg, "target", with_labels=False, transform_role="val")
         workers = args.num_workers if args.num_workers is not None else min(cfg.data.num_workers, 2)
         score = label_free_score(models, target, source, max_images=args.max_images, num_workers=workers,

@@ -15,7 +15,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -119,6 +119,14 @@ def class_pixel_counts(dataset: Any, num_classes: int, cache: bool = True,
         if new < num_classes:
             out[:, new] += counts[:, old]
     return out
+
+
+def source_label_histogram(pixel_counts: np.ndarray) -> List[float]:
+    """Share of each class among all labelled source pixels, from [N_images, C] counts (`class_pixel_counts`)."""
+    total = np.asarray(pixel_counts, dtype=np.float64).sum(0)
+    if total.sum() <= 0:
+        raise ValueError("the source labels hold no pixel of any evaluated class")
+    return (total / total.sum()).tolist()
 
 
 def rcs_class_probs(counts: np.ndarray, temperature: float) -> Tuple[np.ndarray, np.ndarray]:

@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.distributed as tdist
 
+from ..data.rare_class import source_label_histogram
 from ..methods.diagnostics import total_variation
 from .inference import class_argmax
 
@@ -74,14 +74,6 @@ class LabelFreeScore:
                 "num_images": self.num_images,
                 "target_prediction_histogram": dict(zip(names, self.target_prediction_histogram)),
                 "source_label_histogram": dict(zip(names, self.source_label_histogram))}
-
-
-def source_label_histogram(pixel_counts: np.ndarray) -> List[float]:
-    """Share of each class among all labelled source pixels, from [N_images, C] counts (rare_class's)."""
-    total = np.asarray(pixel_counts, dtype=np.float64).sum(0)
-    if total.sum() <= 0:
-        raise ValueError("the source labels hold no pixel of any evaluated class")
-    return (total / total.sum()).tolist()
 
 
 def label_free_score(models: Sequence[torch.nn.Module], target: Any, source_histogram: Sequence[float],

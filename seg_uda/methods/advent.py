@@ -6,9 +6,13 @@
   * ``advent_minent``: both terms trained jointly in one model. (The paper's "AdvEnt+MinEnt" row is instead an
     ensemble of two separately trained models, softmax averaged 0.5/0.5: ADVENT's ``advent+minent_pretrained.yml``.)
 Multi-level (``multi_level=True``) repeats every term on the model's "aux" logits with its own weight (and D).
+Every preset can add the paper's class-ratio prior (``lambda_cp_*`` > 0, ``cp_mu``; Sec. 3.3) against the source
+label histogram, which the builder computes from data.source when ``class_prior`` is not given.
 The terms themselves live in `entropy_terms.py` (shared with OSBP).
 """
 from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
 
 from torch import Tensor, nn
 
@@ -37,12 +41,23 @@ class AdvEnt(EntropyTerms, UDAMethod):
         lambda_ent_main: float = 1e-3,
         lambda_ent_aux: float = 2e-4,
         disc_ndf: int = 64,
+        lambda_cp_main: float = 0.0,
+        lambda_cp_aux: float = 0.0,
+        cp_mu: float = 0.5,
+        class_prior: Sequence[float] | None = None,
     ) -> None:
         super().__init__(num_classes, multi_level, lambda_seg_main, lambda_seg_aux)
         if not (adversarial or entropy):
             raise ValueError(f"{type(self).__name__}: enable at least one of adversarial / entropy")
         self.init_entropy_terms(num_classes, adversarial, entropy, lambda_adv_main, lambda_adv_aux,
                                 lambda_ent_main, lambda_ent_aux, disc_ndf)
+        self.init_class_prior(num_classes, lambda_cp_main, lambda_cp_aux, cp_mu, class_prior)
+
+    @classmethod
+    def wants_source_prior(cls, args: Mapping[str, Any]) -> bool:
+        """The class-ratio prior is on and no explicit ``class_prior`` was given."""
+        on = float(args.get("lambda_cp_main", 0.0)) > 0 or float(args.get("lambda_cp_aux", 0.0)) > 0
+        return on and args.get("class_prior") is None
 
     def generator_step(
         self, model: nn.Module, source: Batch | None, target: Batch | None, progress: float
@@ -59,7 +74,8 @@ class AdvEnt(EntropyTerms, UDAMethod):
         return losses, cache
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, adversarial={self.adversarial}, entropy={self.entropy}"
+        cp = f", class_prior={self.lambda_cp} (mu={self.cp_mu})" if self.lambda_cp else ""
+        return f"{super().extra_repr()}, adversarial={self.adversarial}, entropy={self.entropy}{cp}"
 
 
 MinEnt = METHODS.register_preset(

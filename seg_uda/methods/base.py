@@ -97,6 +97,12 @@ class UDAMethod(nn.Module):
             out["feat_channels"] = int(model.feat_channels)
         return out
 
+    @classmethod
+    def wants_source_prior(cls, args: Mapping[str, Any]) -> bool:
+        """Whether these constructor args need ``class_prior``, the source label histogram, filled in by the builder
+        (computed once from data.source's labels). Default: never."""
+        return False
+
     @property
     def levels(self) -> tuple[str, ...]:
         """Output levels the method uses: ("main",) or ("main", "aux")."""

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["seg_loss", "entropy_map", "entropy_loss", "bce_with_logits", "upsample_logits"]
+__all__ = ["seg_loss", "entropy_map", "entropy_loss", "class_prior_loss", "bce_with_logits", "upsample_logits"]
 
 _EPS = 1e-30  # ADVENT's epsilon inside log2(p + eps)
 
@@ -80,6 +80,19 @@ def entropy_loss(prob: Tensor) -> Tensor:
     n, c, h, w = prob.shape
     prob = prob.float()
     return -(prob * torch.log2(prob + _EPS)).sum() / (n * h * w * math.log2(c))
+
+
+def class_prior_loss(prob: Tensor, prior: Tensor, mu: float) -> Tensor:
+    """ADVENT's class-ratio prior (Sec. 3.3): sum over classes of max(0, mu * prior_c - mean_hw p_c), mean over images.
+
+    Penalises an image whose mean predicted probability of class c falls below `mu` times its share `prior` of the
+    source labels: entropy minimisation's bias towards the majority classes, held back by a relaxed source prior.
+    """
+    _check_prob(prob, "class_prior_loss")
+    if prior.dim() != 1 or prior.shape[0] != prob.shape[1]:
+        raise ValueError(f"class_prior_loss: prior must have shape [C={prob.shape[1]}], got {tuple(prior.shape)}")
+    mean = prob.float().mean(dim=(2, 3))  # [N, C]
+    return (mu * prior.to(mean)[None] - mean).clamp_min(0).sum(1).mean()
 
 
 def bce_with_logits(d_out: Tensor, domain_label: float) -> Tensor:
