@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The SynthCity accuracy table (README, results/synthcity.json) on protocol v2 (docs/synthcity_protocol.md): every row
 # x seeds 0, 1, 2 (final weights), one thread per run and two runs at a time on the 2 cores, as the table was made;
-# then AdvEnt+MinEnt as the paper's 0.5/0.5 ensemble of the MinEnt and AdvEnt runs of each seed; then the results
+# then AdvEnt+MinEnt as the paper's 0.5/0.5 ensemble of the MinEnt and AdvEnt runs of each seed (with and
+# without the class-ratio prior); then the results
 # file and the table. Finished runs (final_metrics.json present) are skipped, so the script resumes.
 #   bash bench/accuracy_runs.sh                                   # everything (about 4 hours on 2 cores)
 #   ROWS="source_only oracle" SEEDS="0 1 2" bash bench/accuracy_runs.sh   # some rows only
@@ -17,14 +18,9 @@ mkdir -p "$OUT"
 # shellcheck disable=SC2086
 $PY bench/synthcity_results.py commands --out "$OUT" --seeds $SEEDS ${ROWS:+--rows $ROWS} \
   | sed "s|^|$PY |" | xargs -P "${JOBS:-2}" -I{} sh -c '{}'
-for seed in $SEEDS; do  # AdvEnt+MinEnt: ADVENT's evaluation averages the two models' logits 0.5 / 0.5
-  [ -f "$OUT/ensemble_s$seed/final_metrics.json" ] && continue
-  [ -f "$OUT/minent_s$seed/checkpoints/last.pth" ] && [ -f "$OUT/advent_s$seed/checkpoints/last.pth" ] || continue
-  mkdir -p "$OUT/ensemble_s$seed"
-  $PY tools/evaluate.py configs/synthcity/minent_lite0.yaml "$OUT/minent_s$seed/checkpoints/last.pth" \
-    "$OUT/advent_s$seed/checkpoints/last.pth" --weights 0.5 0.5 --fuse logit --threads 1 \
-    --out-json "$OUT/ensemble_s$seed/final_metrics.json"
-done
+# AdvEnt+MinEnt rows: ADVENT's evaluation averages the MinEnt and AdvEnt models' logits 0.5 / 0.5, per seed
+# shellcheck disable=SC2086
+$PY bench/synthcity_results.py ensembles --out "$OUT" --seeds $SEEDS | sed "s|^|$PY |" | sh -e
 $PY bench/synthcity_results.py collect --runs "$OUT" --out results/synthcity.json
 $PY bench/synthcity_results.py table results/synthcity.json --markdown results/synthcity.md
 $PY bench/synthcity_results.py table results/synthcity.json --seeds 3 4 5 --markdown results/synthcity_seeds345.md

@@ -1,6 +1,7 @@
 """The SynthCity results file (results/synthcity.json) and the README table built from it.
 
   python bench/synthcity_results.py commands [--rows ROW ...] [--seeds 0 1 2]   # the runs still to do, one a line
+  python bench/synthcity_results.py ensembles [--seeds 0 1 2]   # the 0.5/0.5 ensembles whose two runs exist
   python bench/synthcity_results.py collect --runs runs/v2 --out results/synthcity.json   # seeds 0-5
   python bench/synthcity_results.py table results/synthcity.json [--markdown results/synthcity.md] [--seeds 3 4 5]
 
@@ -33,15 +34,24 @@ ROWS = [
     ("minent", "MinEnt", "minent_lite0.yaml", ""),
     ("advent", "AdvEnt", "advent_lite0.yaml", ""),
     ("ensemble", "AdvEnt+MinEnt (0.5/0.5 ensemble)", None, ""),
+    ("minent_cp", "MinEnt + class-ratio prior (ADVENT Sec. 3.3)", "minent_cp_lite0.yaml", ""),
+    ("advent_cp", "AdvEnt + class-ratio prior", "advent_cp_lite0.yaml", ""),
+    ("ensemble_cp", "AdvEnt+MinEnt with class-ratio prior (0.5/0.5 ensemble)", None, ""),
     ("dann", "DANN", "dann_lite0.yaml", ""),
     ("fda", "FDA (β 0.01, η 2)", "fda_lite0.yaml", ""),
     ("self_training", "self-training (ClassMix, EMA teacher, MIC)", "self_training_lite0.yaml", ""),
     ("self_training_teacher", "self-training: its EMA teacher (the student above is the reported model)",
      "self_training_lite0.yaml", ""),
+    ("curve300_source_only", "budget 300 iterations: source-only", "source_only_lite0.yaml",
+     "schedule.max_iters=300"),
+    ("curve300_self_training", "budget 300 iterations: self-training (EMA by the same rule: 1 - 40/300)",
+     "self_training_lite0.yaml", "schedule.max_iters=300 method.ema=0.8667"),
     ("curve1200_source_only", "budget 1,200 iterations: source-only", "source_only_lite0.yaml",
      "schedule.max_iters=1200"),
-    ("curve1200_self_training", "budget 1,200 iterations: self-training with RCS (EMA by the same rule: "
-     "1 - 40/1200)", "self_training_lite0.yaml", f"schedule.max_iters=1200 method.ema=0.9667 {RCS}"),
+    ("curve1200_self_training", "budget 1,200 iterations: self-training (EMA by the same rule: 1 - 40/1200)",
+     "self_training_lite0.yaml", "schedule.max_iters=1200 method.ema=0.9667"),
+    ("curve1200_self_training_rcs", "budget 1,200 iterations: self-training with RCS (EMA 1 - 40/1200)",
+     "self_training_lite0.yaml", f"schedule.max_iters=1200 method.ema=0.9667 {RCS}"),
     ("self_training_rcs", "ablation: self-training with DAFormer's rare-class sampling (RCS)",
      "self_training_lite0.yaml", RCS),
     ("self_training_no_mic", "ablation: self-training with RCS, without MIC", "self_training_lite0.yaml",
@@ -56,11 +66,14 @@ ROWS = [
     ("advent_x77", "tried: AdvEnt, weights ×77 (collapsed)", "advent_lite0.yaml", X77_ADV),
 ]
 #: rows whose paired difference (and gap) is to another baseline than the 600-iteration source-only row
-BASELINE = {"curve1200_source_only": "curve1200_source_only", "curve1200_self_training": "curve1200_source_only"}
+BASELINE = {f"curve{n}_{k}": f"curve{n}_source_only" for n in (300, 1200)
+            for k in ("source_only", "self_training", "self_training_rcs")}
+#: the paper's AdvEnt+MinEnt rows: key -> its two members, whose final logits are averaged 0.5 / 0.5
+ENSEMBLES = {"ensemble": ("minent", "advent"), "ensemble_cp": ("minent_cp", "advent_cp")}
 #: rows read from another row's runs: key -> (run folder key, metrics file)
 METRICS_FROM = {"self_training_teacher": ("self_training", "final_metrics_teacher.json")}
-DEFAULT_ROWS = ["source_only", "oracle", "minent", "advent", "dann", "fda", "self_training", "frozen_backbone",
-                "scratch"]
+DEFAULT_ROWS = ["source_only", "oracle", "minent", "advent", "minent_cp", "advent_cp", "dann", "fda", "self_training",
+                "frozen_backbone", "scratch"]
 OUT = "runs/v2"
 
 
@@ -70,11 +83,24 @@ def train_command(config: str, seed: int, work_dir: str, overrides: str = "") ->
             f"--work-dir {work_dir}")
 
 
-def ensemble_command(out: str, seed: int) -> str:
-    """ADVENT's AdvEnt+MinEnt: the MinEnt and AdvEnt models of one seed, logits averaged 0.5 / 0.5."""
+def ensemble_command(out: str, seed: int, key: str = "ensemble") -> str:
+    """ADVENT's AdvEnt+MinEnt: the MinEnt and AdvEnt models of one seed (``ENSEMBLES[key]``), logits averaged
+    0.5 / 0.5."""
+    a, b = ENSEMBLES[key]
     return (f"OMP_NUM_THREADS=1 python tools/evaluate.py configs/synthcity/minent_lite0.yaml "
-            f"{out}/minent_s{seed}/checkpoints/last.pth {out}/advent_s{seed}/checkpoints/last.pth "
-            f"--weights 0.5 0.5 --fuse logit --threads 1 --out-json {out}/ensemble_s{seed}/final_metrics.json")
+            f"{out}/{a}_s{seed}/checkpoints/last.pth {out}/{b}_s{seed}/checkpoints/last.pth "
+            f"--weights 0.5 0.5 --fuse logit --threads 1 --out-json {out}/{key}_s{seed}/final_metrics.json")
+
+
+def pending_ensembles(seeds: Sequence[int], out: str) -> List[str]:
+    """Arguments after ``python`` of the ensembles of ``seeds`` whose two final checkpoints exist and result doesn't."""
+    cmds = []
+    for seed in seeds:
+        for key, members in ENSEMBLES.items():
+            done = Path(out, f"{key}_s{seed}", "final_metrics.json").is_file()
+            if not done and all(Path(out, f"{m}_s{seed}", "checkpoints", "last.pth").is_file() for m in members):
+                cmds.append(ensemble_command(out, seed, key).split(" python ", 1)[1])
+    return cmds
 
 
 def _run_minutes(run_dir: Path) -> Optional[float]:
@@ -102,7 +128,7 @@ def collect(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:
                      "iou": {k: (100 * v if v is not None else None) for k, v in m["iou"].items()},
                      "work_dir": str(d)}
             if config is None:
-                entry["command"] = ensemble_command(str(runs), seed)
+                entry["command"] = ensemble_command(str(runs), seed, key)
             else:
                 assert int(yaml.safe_load((d / "config.yaml").read_text())["seed"]) == seed, d
                 entry["command"] = train_command(config, seed, str(d), overrides)
@@ -220,6 +246,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     c.add_argument("--rows", nargs="+", default=DEFAULT_ROWS)
     c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     c.add_argument("--out", default=OUT)
+    e = sub.add_parser("ensembles", help="print the evaluation commands of the ensembles still to score")
+    e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    e.add_argument("--out", default=OUT)
     g = sub.add_parser("collect", help="write the results file from the run folders")
     g.add_argument("--runs", default=OUT)
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5],
@@ -232,6 +261,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     a = p.parse_args(argv)
     if a.cmd == "commands":
         print("\n".join(pending_commands(a.rows, a.seeds, a.out)))
+    elif a.cmd == "ensembles":
+        print("\n".join(pending_ensembles(a.seeds, a.out)))
     elif a.cmd == "collect":
         doc = collect(Path(a.runs), a.seeds)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

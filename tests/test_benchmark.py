@@ -171,7 +171,7 @@ def test_synthcity_results_collect_and_table(tmp_path, capsys):
         d = runs / f"{key}_s{seed}"
         d.mkdir(parents=True)
         (d / "final_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"road": road, "sky": miou}}))
-        if key != "ensemble":  # an ensemble has no config or log of its own
+        if not key.startswith("ensemble"):  # an ensemble has no config or log of its own
             (d / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "data": {"batch_size": 4}}))
             (d / "metrics.jsonl").write_text(json.dumps({"kind": "train", "iter": 1, "time": 90.0}) + "\n")
 
@@ -201,6 +201,16 @@ def test_synthcity_results_collect_and_table(tmp_path, capsys):
         f"> {runs}/advent_s2.log 2>&1"]
     with pytest.raises(SystemExit, match="unknown row"):
         sr.pending_commands(["ensemble"], [0], str(runs))
+    # ensembles: listed once both members' final checkpoints exist, and no longer once scored
+    for member in ("minent_cp", "advent_cp"):
+        (runs / f"{member}_s0" / "checkpoints").mkdir(parents=True)
+        (runs / f"{member}_s0" / "checkpoints" / "last.pth").write_bytes(b"")
+    assert sr.pending_ensembles([0, 1], str(runs)) == [
+        f"tools/evaluate.py configs/synthcity/minent_lite0.yaml {runs}/minent_cp_s0/checkpoints/last.pth "
+        f"{runs}/advent_cp_s0/checkpoints/last.pth --weights 0.5 0.5 --fuse logit --threads 1 "
+        f"--out-json {runs}/ensemble_cp_s0/final_metrics.json"]  # ensemble_s0 / _s1 are scored already
+    run("ensemble_cp", 0, 0.3, 0.5)
+    assert sr.pending_ensembles([0], str(runs)) == []
 
     # a table of other seeds (a replication): only their runs count; the gap falls back to the oracle's own seeds
     run("source_only", 3, 0.12, 0.5)

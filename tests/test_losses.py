@@ -7,7 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seg_uda.methods.losses import bce_with_logits, entropy_loss, entropy_map, seg_loss, upsample_logits
+from seg_uda.methods.losses import (
+    bce_with_logits, class_prior_loss, entropy_loss, entropy_map, seg_loss, upsample_logits,
+)
 
 
 def _prob(*pixels: list[float]) -> torch.Tensor:
@@ -125,3 +127,29 @@ def test_bce_with_logits_constant_target() -> None:
     assert bce_with_logits(l3, 0.0).item() == pytest.approx(math.log(4.0), rel=1e-6)
     with pytest.raises(ValueError, match="domain_label"):
         bce_with_logits(zero, 2.0)
+
+
+# ------------------------------------------------------------------ class_prior_loss (ADVENT Sec. 3.3)
+def test_class_prior_loss_worked_example() -> None:
+    # image 1: pixels [0.8, 0.1, 0.1] and [0.6, 0.3, 0.1] -> mean [0.7, 0.2, 0.1]; mu * prior = 0.5 * [0.2, 0.5, 0.3]
+    # = [0.10, 0.25, 0.15] -> hinge [0, 0.05, 0.05] = 0.10.  image 2: all class 0 -> mean [1, 0, 0] -> [0, 0.25, 0.15]
+    # = 0.40.  Mean over the two images: 0.25.
+    one = _prob([0.8, 0.1, 0.1], [0.6, 0.3, 0.1])
+    two = _prob([1.0, 0.0, 0.0], [1.0, 0.0, 0.0])
+    prior = torch.tensor([0.2, 0.5, 0.3])
+    assert class_prior_loss(one, prior, 0.5).item() == pytest.approx(0.10, abs=1e-7)
+    assert class_prior_loss(torch.cat([one, two]), prior, 0.5).item() == pytest.approx(0.25, abs=1e-7)
+    assert class_prior_loss(one, prior, 0.0).item() == 0.0  # mu = 0: no constraint
+
+
+def test_class_prior_loss_gradient_reaches_only_the_classes_below_their_prior() -> None:
+    prob = _prob([0.8, 0.1, 0.1], [0.6, 0.3, 0.1]).requires_grad_(True)
+    class_prior_loss(prob, torch.tensor([0.2, 0.5, 0.3]), 0.5).backward()
+    # d/dp of -mean_hw p_c for the two violating classes (1, 2): -1/2 per pixel; class 0 is above its prior: 0
+    expected = torch.tensor([[0.0, 0.0], [-0.5, -0.5], [-0.5, -0.5]]).reshape(1, 3, 1, 2)
+    assert torch.equal(prob.grad, expected)
+
+
+def test_class_prior_loss_rejects_a_prior_of_the_wrong_length() -> None:
+    with pytest.raises(ValueError, match=r"prior must have shape \[C=3\]"):
+        class_prior_loss(_prob([0.5, 0.25, 0.25]), torch.tensor([0.5, 0.5]), 0.5)

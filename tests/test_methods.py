@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from seg_uda.methods import METHODS, DANN, AdvEnt, UDAMethod, build_method, grl_schedule
-from seg_uda.methods.losses import bce_with_logits, seg_loss
+from seg_uda.methods.losses import bce_with_logits, class_prior_loss, seg_loss, upsample_logits
 from seg_uda.registry import Preset
 
 K = 3  # classes
@@ -392,3 +392,60 @@ def test_new_method_files_register_without_editing_the_package() -> None:
     import seg_uda.methods as pkg
 
     assert "fda" in METHODS.names() and "fda" not in Path(pkg.__file__).read_text()
+
+
+# ------------------------------------------------------------------ ADVENT's class-ratio prior (Sec. 3.3)
+@pytest.mark.parametrize("name", ["minent", "advent", "advent_minent"])
+def test_class_prior_term_is_weighted_per_level_and_off_by_default(name: str) -> None:
+    torch.manual_seed(0)
+    model = StubSegmenter(multi_level=True)
+    src, tgt = _batch(0), _batch(1, labelled=False)
+    plain, _ = _build(name, model, multi_level=True).generator_step(model, src, tgt, 0.0)
+    assert not any(k.startswith("cp_") for k in plain)
+    prior = [2.0, 1.0, 1.0]  # normalised by the method: [0.5, 0.25, 0.25]
+    method = _build(name, model, multi_level=True, lambda_cp_main=0.3, lambda_cp_aux=0.07, cp_mu=0.8,
+                    class_prior=prior)
+    losses, _ = method.generator_step(model, src, tgt, 0.0)
+    out = model(tgt["image"])
+    for level, key, weight in (("main", "out", 0.3), ("aux", "aux", 0.07)):
+        prob = torch.softmax(upsample_logits(out[key], (H, W)).float(), dim=1)
+        expected = weight * class_prior_loss(prob, torch.tensor([0.5, 0.25, 0.25]), 0.8)
+        assert losses[f"cp_{level}"].item() == pytest.approx(expected.item(), rel=1e-6)
+        assert losses[f"cp_{level}"].requires_grad
+    only_main = _build(name, model, multi_level=True, lambda_cp_main=0.3, class_prior=prior)
+    assert [k for k in only_main.generator_step(model, src, tgt, 0.0)[0] if k.startswith("cp_")] == ["cp_main"]
+
+
+def test_class_prior_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="needs class_prior"):
+        build_method("minent", num_classes=K, lambda_cp_main=0.1)
+    with pytest.raises(ValueError, match="class_prior must be 3 non-negative numbers"):
+        build_method("minent", num_classes=K, lambda_cp_main=0.1, class_prior=[0.5, 0.5])
+    with pytest.raises(ValueError, match="class_prior must be 3 non-negative numbers"):
+        build_method("minent", num_classes=K, lambda_cp_main=0.1, class_prior=[1.0, -0.5, 0.5])
+    with pytest.raises(ValueError, match="cp_mu in"):
+        build_method("advent", num_classes=K, lambda_cp_main=0.1, cp_mu=1.5, class_prior=[1, 1, 1])
+    factory = METHODS.get("minent")
+    assert factory.wants_source_prior({"lambda_cp_aux": 0.1})
+    assert not factory.wants_source_prior({"lambda_cp_main": 0.1, "class_prior": [1, 1, 1]})
+    assert not factory.wants_source_prior({}) and not METHODS.get("dann").wants_source_prior({"lambda_cp_main": 1})
+
+
+def test_class_prior_from_a_config_is_the_source_label_histogram(synthcity) -> None:
+    from conftest import tiny_cfg_dict
+
+    from seg_uda.builders import build_dataset, build_method as build_from_config
+    from seg_uda.config import config_from_dict
+
+    spec = tiny_cfg_dict(synthcity, "minent")
+    spec["method"]["lambda_cp_main"] = 0.01
+    cfg = config_from_dict(spec)
+    method = build_from_config(cfg)
+    # hand count: every train id of every source label file, through the dataset's own id mapping
+    source = build_dataset(cfg, "source")
+    counts = torch.zeros(19, dtype=torch.float64)
+    for i in range(len(source)):
+        ids = torch.as_tensor(source.load_train_ids(i)).long().flatten()
+        counts += torch.bincount(ids[ids < 19], minlength=19).double()
+    assert torch.allclose(method.class_prior.double(), counts / counts.sum(), atol=1e-7)
+    assert method.lambda_cp == {"main": 0.01}
