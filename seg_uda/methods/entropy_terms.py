@@ -21,12 +21,11 @@ from .base import SOURCE_LABEL, TARGET_LABEL, frozen
 from .diagnostics import binary_accuracy
 from .losses import bce_with_logits, class_prior_loss, entropy_loss, entropy_map, upsample_logits
 
-__all__ = ["EntropyTerms", "ADVERSARIAL_ARGS", "ENTROPY_ARGS", "CLASS_PRIOR_ARGS"]
+__all__ = ["EntropyTerms", "ADVERSARIAL_ARGS", "ENTROPY_ARGS"]
 
 _D_LOSS_SCALE = 0.5  # ADVENT halves each of the discriminator's source and target BCE terms
 ADVERSARIAL_ARGS = ("lambda_adv_main", "lambda_adv_aux", "disc_ndf")  # constructor args of the adversarial term
 ENTROPY_ARGS = ("lambda_ent_main", "lambda_ent_aux")  # ... and of the entropy term
-CLASS_PRIOR_ARGS = ("lambda_cp_main", "lambda_cp_aux", "cp_mu", "class_prior")  # ... and of the class-ratio prior
 
 
 class EntropyTerms:
