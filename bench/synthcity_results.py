@@ -4,6 +4,7 @@
   python bench/synthcity_results.py ensembles [--seeds 0 1 2]   # the 0.5/0.5 ensembles whose two runs exist
   python bench/synthcity_results.py collect --runs runs/v2 --out results/synthcity.json   # seeds 0-5
   python bench/synthcity_results.py table results/synthcity.json [--markdown results/synthcity.md] [--seeds 3 4 5]
+  python bench/synthcity_results.py curve results/synthcity.json [--markdown results/synthcity_curve.md]
 
 ``ROWS`` below is the one list of rows: ``bench/accuracy_runs.sh`` runs what ``commands`` prints, ``collect`` reads
 each run's ``final_metrics.json`` (the final weights), ``config.yaml`` and ``metrics.jsonl`` (run time), and
@@ -28,6 +29,8 @@ X77_ENT = "method.lambda_ent_main=0.077 method.lambda_ent_aux=0.0154"
 X77_ADV = "method.lambda_adv_main=0.077 method.lambda_adv_aux=0.0154"
 #: DAFormer's rare-class sampling as the self-training runs made before the label-free rule dropped it had it
 RCS = "data.rcs_temperature=0.01 data.rcs_min_pixels=340"
+#: the learning curve's budgets besides the protocol's 600 iterations (seed 0; docs/self_training.md)
+CURVE_BUDGETS = (300, 1200, 2400)
 #: (key, label, config under configs/synthcity/ or None for the ensemble, config overrides)
 ROWS = [
     ("source_only", "source-only", "source_only_lite0.yaml", ""),
@@ -42,14 +45,15 @@ ROWS = [
     ("self_training", "self-training (ClassMix, EMA teacher, MIC)", "self_training_lite0.yaml", ""),
     ("self_training_teacher", "self-training: its EMA teacher (the student above is the reported model)",
      "self_training_lite0.yaml", ""),
-    ("curve300_source_only", "budget 300 iterations: source-only", "source_only_lite0.yaml",
-     "schedule.max_iters=300"),
-    ("curve300_self_training", "budget 300 iterations: self-training (EMA by the same rule: 1 - 40/300)",
-     "self_training_lite0.yaml", "schedule.max_iters=300 method.ema=0.8667"),
-    ("curve1200_source_only", "budget 1,200 iterations: source-only", "source_only_lite0.yaml",
-     "schedule.max_iters=1200"),
-    ("curve1200_self_training", "budget 1,200 iterations: self-training (EMA by the same rule: 1 - 40/1200)",
-     "self_training_lite0.yaml", "schedule.max_iters=1200 method.ema=0.9667"),
+    *[row for n in CURVE_BUDGETS for row in (
+        (f"curve{n}_source_only", f"budget {n:,} iterations: source-only", "source_only_lite0.yaml",
+         f"schedule.max_iters={n}"),
+        (f"curve{n}_self_training", f"budget {n:,} iterations: self-training (EMA by the same rule: 1 - 40/{n})",
+         "self_training_lite0.yaml", f"schedule.max_iters={n} method.ema={1 - 40 / n:.4f}"),
+        (f"curve{n}_self_training_teacher", f"budget {n:,} iterations: self-training's EMA teacher",
+         "self_training_lite0.yaml", f"schedule.max_iters={n} method.ema={1 - 40 / n:.4f}"),
+        (f"curve{n}_oracle", f"budget {n:,} iterations: oracle", "oracle_lite0.yaml", f"schedule.max_iters={n}"),
+    )],
     ("curve1200_self_training_rcs", "budget 1,200 iterations: self-training with RCS (EMA 1 - 40/1200)",
      "self_training_lite0.yaml", f"schedule.max_iters=1200 method.ema=0.9667 {RCS}"),
     ("self_training_rcs", "ablation: self-training with DAFormer's rare-class sampling (RCS)",
@@ -66,12 +70,16 @@ ROWS = [
     ("advent_x77", "tried: AdvEnt, weights ×77 (collapsed)", "advent_lite0.yaml", X77_ADV),
 ]
 #: rows whose paired difference (and gap) is to another baseline than the 600-iteration source-only row
-BASELINE = {f"curve{n}_{k}": f"curve{n}_source_only" for n in (300, 1200)
-            for k in ("source_only", "self_training", "self_training_rcs")}
+BASELINE = {f"curve{n}_{k}": f"curve{n}_source_only" for n in CURVE_BUDGETS
+            for k in ("source_only", "self_training", "self_training_teacher", "self_training_rcs", "oracle")}
+#: rows whose gap closed is to another oracle than the 600-iteration one: the oracle of the same budget
+ORACLE = {k: f"curve{k[5:].split('_')[0]}_oracle" for k in BASELINE}
 #: the paper's AdvEnt+MinEnt rows: key -> its two members, whose final logits are averaged 0.5 / 0.5
 ENSEMBLES = {"ensemble": ("minent", "advent"), "ensemble_cp": ("minent_cp", "advent_cp")}
 #: rows read from another row's runs: key -> (run folder key, metrics file)
-METRICS_FROM = {"self_training_teacher": ("self_training", "final_metrics_teacher.json")}
+METRICS_FROM = {"self_training_teacher": ("self_training", "final_metrics_teacher.json"),
+                **{f"curve{n}_self_training_teacher": (f"curve{n}_self_training", "final_metrics_teacher.json")
+                   for n in CURVE_BUDGETS}}
 DEFAULT_ROWS = ["source_only", "oracle", "minent", "advent", "minent_cp", "advent_cp", "dann", "fda", "self_training",
                 "frozen_backbone", "scratch"]
 OUT = "runs/v2"
@@ -174,8 +182,9 @@ def summarize(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> Lis
     all_orc = {e["seed"]: e["miou"] for r in doc["rows"] if r["key"] == "oracle" for e in r["runs"]}
     doc = select_seeds(doc, seeds)
     by_key = {r["key"]: {e["seed"]: e["miou"] for e in r["runs"]} for r in doc["rows"]}
-    orc = by_key.get("oracle") or all_orc
     for r in doc["rows"]:
+        orc_key = ORACLE.get(r["key"], "oracle")
+        orc = by_key.get(orc_key) or (all_orc if orc_key == "oracle" else {})
         mious = [e["miou"] for e in r["runs"]]
         names = list(r["runs"][0]["iou"])
         iou = {n: statistics.fmean([e["iou"][n] if e["iou"][n] is not None else float("nan") for e in r["runs"]])
@@ -185,7 +194,7 @@ def summarize(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> Lis
         seeds = sorted(set(by_key[r["key"]]) & set(base))
         diffs = [by_key[r["key"]][s] - base[s] for s in seeds] if r["key"] != base_key else []
         gap = None  # (mean - source-only mean) / (oracle mean - source-only mean), same-budget source-only
-        if base and orc and r["key"] not in (base_key, "oracle"):
+        if base and orc and r["key"] not in (base_key, orc_key, "oracle"):
             m_src, m_orc = statistics.fmean(base.values()), statistics.fmean(orc.values())
             gap = (statistics.fmean(mious) - m_src) / (m_orc - m_src) if m_orc != m_src else None
         out.append({"key": r["key"], "label": r["label"], "n": len(mious), "mean": statistics.fmean(mious),
@@ -196,8 +205,37 @@ def summarize(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> Lis
     return out
 
 
+def curve_table(doc: Dict[str, Any], seed: int = 0) -> str:
+    """The learning curve of self-training (seed ``seed``): per budget, source-only, self-training (student and EMA
+    teacher) and the oracle trained as long, the student's difference to source-only and the share of the gap."""
+    runs = {r["key"]: {e["seed"]: e for e in r["runs"]} for r in doc["rows"]}
+
+    def get(key: str) -> Optional[Dict[str, Any]]:
+        return runs.get(key, {}).get(seed)
+
+    lines = ["| iterations | source-only | self-training (student) | its EMA teacher | oracle | student − source-only "
+             "| gap closed | self-training run (min) |", "|---|---|---|---|---|---|---|---|"]
+    for n in sorted((600, *CURVE_BUDGETS)):
+        pre = "" if n == 600 else f"curve{n}_"
+        src, st, te, orc = (get(pre + k) for k in ("source_only", "self_training", "self_training_teacher", "oracle"))
+        if src is None or st is None:
+            continue
+
+        def cell(e: Optional[Dict[str, Any]]) -> str:
+            return f"{e['miou']:.2f}" if e else "-"
+
+        diff = st["miou"] - src["miou"]
+        gap = f"{100 * diff / (orc['miou'] - src['miou']):.0f}%" if orc and orc["miou"] != src["miou"] else "-"
+        minutes = f"{st['minutes']:.0f}" if st.get("minutes") else "-"
+        lines.append(f"| {n:,} | {cell(src)} | {cell(st)} | {cell(te)} | {cell(orc)} | {diff:+.2f} | {gap} | "
+                     f"{minutes} |")
+    return "\n".join(lines) + "\n"
+
+
 def table(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> str:
-    """The README table: per-class IoU, mean ± std mIoU, gap closed, paired Δ to source-only (mean ± std, n)."""
+    """The README table: per-class IoU, mean ± std mIoU, gap closed, paired Δ to source-only (mean ± std, n).
+    The learning-curve rows (``curve*``) have their own table (:func:`curve_table`)."""
+    doc = {**doc, "rows": [r for r in doc["rows"] if not r["key"].startswith("curve")]}
     rows = summarize(doc, seeds)
     names = list(rows[0]["iou"])
     head = ["run", "seeds"] + [ABBREV.get(n, n) for n in names] + ["mIoU", "gap closed", "paired Δ vs source-only",
@@ -258,6 +296,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     t.add_argument("results", nargs="?", default="results/synthcity.json")
     t.add_argument("--markdown", help="also write the table here")
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the seeds tabled (default 0 1 2)")
+    u = sub.add_parser("curve", help="print the learning-curve table (seed 0) from the results file")
+    u.add_argument("results", nargs="?", default="results/synthcity.json")
+    u.add_argument("--markdown", help="also write the table here")
     a = p.parse_args(argv)
     if a.cmd == "commands":
         print("\n".join(pending_commands(a.rows, a.seeds, a.out)))
@@ -269,7 +310,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         Path(a.out).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {a.out}: {sum(len(r['runs']) for r in doc['rows'])} runs in {len(doc['rows'])} rows")
     else:
-        text = table(json.loads(Path(a.results).read_text()), a.seeds)
+        doc = json.loads(Path(a.results).read_text())
+        text = curve_table(doc) if a.cmd == "curve" else table(doc, a.seeds)
         print(text)
         if a.markdown:
             Path(a.markdown).write_text(text)

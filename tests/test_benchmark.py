@@ -271,3 +271,29 @@ def test_rcs_rule_needs_two_of_three_seeds_and_the_mean():
     assert not drop_rcs([0.3, 0.3, 0.3], [0.3, 0.3, 0.3])   # ties keep DAFormer's setting
     with pytest.raises(ValueError, match="one D per seed"):
         drop_rcs([0.3], [0.2, 0.2])
+
+
+def test_synthcity_learning_curve_table(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import synthcity_results as sr
+
+    runs = tmp_path / "runs"
+    for key, miou in (("source_only", 0.14), ("self_training", 0.17), ("oracle", 0.28), ("curve1200_source_only", 0.15),
+                      ("curve1200_self_training", 0.19), ("curve1200_oracle", 0.31), ("curve300_source_only", 0.1)):
+        d = runs / f"{key}_s0"
+        d.mkdir(parents=True)
+        (d / "final_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"road": miou}}))
+        if key.endswith("self_training"):
+            (d / "final_metrics_teacher.json").write_text(json.dumps({"miou": miou + 0.001, "iou": {"road": miou}}))
+        (d / "config.yaml").write_text(yaml.safe_dump({"seed": 0}))
+        (d / "metrics.jsonl").write_text(json.dumps({"kind": "eval", "iter": 1, "time": 1200.0}) + "\n")
+    doc = sr.collect(runs, [0])
+    lines = sr.curve_table(doc).splitlines()
+    # 600: +3.00, gap 3 / (28 - 14) = 21%; 1,200: +4.00, gap 4 / (31 - 15) = 25%; 300 has no self-training run
+    assert lines[2] == "| 600 | 14.00 | 17.00 | 17.10 | 28.00 | +3.00 | 21% | 20 |"
+    assert lines[3] == "| 1,200 | 15.00 | 19.00 | 19.10 | 31.00 | +4.00 | 25% | 20 |"
+    assert len(lines) == 4
+    # the main table leaves the curve rows out; a curve row's gap is to the oracle of its own budget
+    assert "budget" not in sr.table(doc)
+    curve_row = next(r for r in sr.summarize(doc) if r["key"] == "curve1200_self_training")
+    assert curve_row["gap_closed"] == pytest.approx(0.25) and curve_row["paired"] == [pytest.approx(4.0)]
