@@ -24,3 +24,4 @@ $PY bench/synthcity_results.py ensembles --out "$OUT" --seeds $SEEDS | sed "s|^|
 $PY bench/synthcity_results.py collect --runs "$OUT" --out results/synthcity.json
 $PY bench/synthcity_results.py table results/synthcity.json --markdown results/synthcity.md
 $PY bench/synthcity_results.py table results/synthcity.json --seeds 3 4 5 --markdown results/synthcity_seeds345.md
+$PY bench/synthcity_results.py curve results/synthcity.json --markdown results/synthcity_curve.md
