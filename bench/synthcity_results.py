@@ -70,10 +70,10 @@ ROWS = [
     ("advent_x77", "tried: AdvEnt, weights ×77 (collapsed)", "advent_lite0.yaml", X77_ADV),
 ]
 #: rows whose paired difference (and gap) is to another baseline than the 600-iteration source-only row
-BASELINE = {f"curve{n}_{k}": f"curve{n}_source_only" for n in CURVE_BUDGETS
-            for k in ("source_only", "self_training", "self_training_teacher", "self_training_rcs", "oracle")}
+CURVE_KINDS = ("source_only", "self_training", "self_training_teacher", "self_training_rcs", "oracle")
+BASELINE = {f"curve{n}_{k}": f"curve{n}_source_only" for n in CURVE_BUDGETS for k in CURVE_KINDS}
 #: rows whose gap closed is to another oracle than the 600-iteration one: the oracle of the same budget
-ORACLE = {k: f"curve{k[5:].split('_')[0]}_oracle" for k in BASELINE}
+ORACLE = {f"curve{n}_{k}": f"curve{n}_oracle" for n in CURVE_BUDGETS for k in CURVE_KINDS}
 #: the paper's AdvEnt+MinEnt rows: key -> its two members, whose final logits are averaged 0.5 / 0.5
 ENSEMBLES = {"ensemble": ("minent", "advent"), "ensemble_cp": ("minent_cp", "advent_cp")}
 #: rows read from another row's runs: key -> (run folder key, metrics file)
@@ -213,6 +213,9 @@ def curve_table(doc: Dict[str, Any], seed: int = 0) -> str:
     def get(key: str) -> Optional[Dict[str, Any]]:
         return runs.get(key, {}).get(seed)
 
+    def cell(e: Optional[Dict[str, Any]]) -> str:
+        return f"{e['miou']:.2f}" if e else "-"
+
     lines = ["| iterations | source-only | self-training (student) | its EMA teacher | oracle | student − source-only "
              "| gap closed | self-training run (min) |", "|---|---|---|---|---|---|---|---|"]
     for n in sorted((600, *CURVE_BUDGETS)):
@@ -220,10 +223,6 @@ def curve_table(doc: Dict[str, Any], seed: int = 0) -> str:
         src, st, te, orc = (get(pre + k) for k in ("source_only", "self_training", "self_training_teacher", "oracle"))
         if src is None or st is None:
             continue
-
-        def cell(e: Optional[Dict[str, Any]]) -> str:
-            return f"{e['miou']:.2f}" if e else "-"
-
         diff = st["miou"] - src["miou"]
         gap = f"{100 * diff / (orc['miou'] - src['miou']):.0f}%" if orc and orc["miou"] != src["miou"] else "-"
         minutes = f"{st['minutes']:.0f}" if st.get("minutes") else "-"
