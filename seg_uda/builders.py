@@ -37,13 +37,14 @@ def dataset_transform(cfg: Config, role: str) -> Any:
 
 
 def build_dataset(cfg: Config, role: str, with_labels: Optional[bool] = None,
-                  transform_role: Optional[str] = None) -> Any:
+                  transform_role: Optional[str] = None, announce: bool = True) -> Any:
     """Build data.<role> with its transform (``transform_role``'s, e.g. 'val' to predict the target-train images
-    un-augmented). `with_labels=False` drops target labels (UDA); the oracle keeps them."""
+    un-augmented). `with_labels=False` drops target labels (UDA); the oracle keeps them. `announce=False` skips the
+    dataset's one-line summary (for a second build of a role already logged)."""
     transform = dataset_transform(cfg, transform_role or role)
     dataset = _dataset_from_spec(cfg, getattr(cfg.data, role), transform, with_labels)
-    if callable(getattr(dataset, "summary", None)) and is_main_process():  # e.g. how many GTA5 pairs this copy holds
-        print(f"data.{role}: {dataset.summary()}", flush=True)
+    if announce and callable(getattr(dataset, "summary", None)) and is_main_process():
+        print(f"data.{role}: {dataset.summary()}", flush=True)  # e.g. how many GTA5 pairs
     protocol = protocol_from_config(cfg)  # open-set: known -> 0..K-1, private -> 255 (source) / K (target)
     return dataset if protocol is None else OpenSetDataset(dataset, protocol, role)
 
@@ -131,7 +132,8 @@ def build_method(cfg: Config, model: Optional[nn.Module] = None) -> nn.Module:
 
 def source_class_prior(cfg: Config) -> List[float]:
     """Share of each known class among all of data.source's labelled pixels (counted once, cached beside the data)."""
-    return source_label_histogram(class_pixel_counts(build_dataset(cfg, "source"), num_known_classes(cfg)))
+    source = build_dataset(cfg, "source", announce=False)  # the trainer builds and logs it again for its loader
+    return source_label_histogram(class_pixel_counts(source, num_known_classes(cfg)))
 
 
 def segmenter_param_groups(cfg: Config, model: nn.Module, method: nn.Module) -> List[Dict[str, Any]]:

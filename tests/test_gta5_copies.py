@@ -58,6 +58,21 @@ def test_training_data_builder_logs_the_pair_count(synthcity, capsys):
     assert f"data.source: GTA5 'all': 4 image/label pairs under {synthcity / 'game'}" in capsys.readouterr().out
 
 
+def test_class_prior_counts_the_source_without_logging_it_twice(synthcity, capsys):
+    from seg_uda.builders import build_method
+
+    cfg = config_from_dict({
+        "data": {"source": {"type": "gta5", "root": str(synthcity / "game")},
+                 "target": {"type": "cityscapes", "root": str(synthcity / "real")},
+                 "source_size": [64, 48], "num_workers": 0},
+        "model": {"encoder_name": "resnet18", "encoder_weights": None},
+        "method": {"name": "minent", "lambda_cp_main": 0.01},
+    })
+    assert build_method(cfg).class_prior.sum().item() == pytest.approx(1.0)
+    out = capsys.readouterr().out
+    assert "method: source class prior" in out and "data.source:" not in out  # the trainer's loader logs it once
+
+
 @pytest.fixture
 def mismatched(tmp_path):
     """A GTA5 tree whose frame 00002 has a 20x10 image for its 16x8 label."""
