@@ -55,3 +55,9 @@ def test_visualize_missing_val_root(checkpoint, tmp_path):
     r = run_tool("visualize.py", CONFIG, checkpoint, f"data.val.root={MISSING}", "--device", "cpu",
                  "--out", tmp_path / "vis")
     assert_one_line_naming(r, MISSING, "error: ")
+
+
+def test_demo_missing_config_folder(tmp_path):
+    r = run_tool("demo.py", "--configs", MISSING, "--out", tmp_path / "demo")
+    assert_one_line_naming(r, f"{MISSING}/source_only_lite0.yaml", "demo:")
+    assert not (tmp_path / "demo").exists()  # nothing written before the check

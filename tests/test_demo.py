@@ -1,4 +1,5 @@
-"""tools/demo.py end to end on a tiny SynthCity: both runs, one number per model, the gain, the report."""
+"""The demo (seg_uda/cli/demo.py, `make demo`) end to end on a tiny SynthCity: both runs, one number per model,
+the gain, the report."""
 import json
 import os
 import subprocess
@@ -9,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow  # runs tools/demo.py in a subprocess
+pytestmark = pytest.mark.slow  # runs the demo in a subprocess
 
 
 def test_demo_trains_both_models_and_writes_the_report(synthcity, tmp_path):
@@ -17,9 +18,10 @@ def test_demo_trains_both_models_and_writes_the_report(synthcity, tmp_path):
     tiny = ["data.source_size=[64,48]", "data.target_size=[64,32]", "data.val_size=[64,32]", "data.batch_size=2",
             "data.num_workers=0", "schedule.max_iters=2", "schedule.diagnostics_interval=1",
             "schedule.image_log_interval=0", "schedule.ckpt_interval=2"]
-    r = subprocess.run([sys.executable, str(REPO / "tools" / "demo.py"), "--data", str(synthcity), "--out", str(out),
-                        *tiny], cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                       timeout=600)
+    # the installed command's module, run outside the checkout: paths are the working directory's, configs named
+    r = subprocess.run([sys.executable, "-m", "seg_uda.cli.demo", "--data", str(synthcity), "--out", "demo",
+                        "--configs", str(REPO / "configs" / "synthcity"), *tiny], cwd=tmp_path,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads((out / "demo_summary.json").read_text())
     final = {m: 100 * json.loads((out / m / "final_metrics.json").read_text())["miou"]
@@ -41,7 +43,7 @@ def test_benchmark_demo_times_each_stage(synthcity, tmp_path):
             "data.num_workers=0", "schedule.max_iters=1", "schedule.diagnostics_interval=1",
             "schedule.image_log_interval=0"]
     main(["demo", "--repeats", "2", "--data", str(synthcity), "--work", str(tmp_path / "runs"),
-          "--out", str(tmp_path / "bench"), "--threads", "1", *tiny])
+          "--out", str(tmp_path / "bench"), "--threads", "1", "--configs", str(REPO / "configs" / "synthcity"), *tiny])
     rows = json.loads((tmp_path / "bench" / "demo.json").read_text())["rows"]
     assert [r["run"] for r in rows] == ["1", "2", "median (range)"]
     for r in rows[:2]:

@@ -124,7 +124,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     dm.add_argument("--data", default="data/synthcity", help="cached SynthCity (generated there if absent)")
     dm.add_argument("--fresh-data", action="store_true", help="generate SynthCity in every run, as a fresh clone")
     dm.add_argument("--work", help="output folder of the demo runs (default runs/bench_demo)")
-    dm.add_argument("overrides", nargs="*", help="passed to tools/demo.py (config overrides for both runs)")
+    dm.add_argument("--configs", default="configs/synthcity", help="the demo's config folder (a checkout's)")
+    dm.add_argument("overrides", nargs="*", help="passed to the demo (config overrides for both runs)")
 
     args, rest = p.parse_known_args(argv)  # overrides may also follow the options
     bad = [r for r in rest if r.startswith("-") or "=" not in r or not hasattr(args, "overrides")]

@@ -1,5 +1,6 @@
 """`demo`: the whole `make demo` (SynthCity generation, two trainings, report) timed end to end, per stage, over
-several runs in fresh output folders; the median and range of each stage (tools/demo.py writes the stage times)."""
+several runs in fresh output folders; the median and range of each stage (seg_uda/cli/demo.py writes the stage
+times)."""
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,8 @@ STAGES = ("SynthCity generation", "training (both models)", "report")
 
 
 def cmd_demo(a: argparse.Namespace) -> List[Dict[str, Any]]:
-    """Run tools/demo.py ``--repeats`` times; ``--fresh-data`` regenerates SynthCity in each run (a fresh clone)."""
-    demo = Path(__file__).resolve().parents[2] / "tools" / "demo.py"
-    if not demo.is_file():
-        raise SystemExit(f"benchmark demo needs a checkout: {demo} not found")
+    """Run the demo (`seg-uda-demo`) ``--repeats`` times; ``--fresh-data`` regenerates SynthCity in each run (a
+    fresh clone)."""
     root = Path(a.work or "runs/bench_demo")
     root.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -30,7 +29,8 @@ def cmd_demo(a: argparse.Namespace) -> List[Dict[str, Any]]:
         out = root / f"run{i}"
         shutil.rmtree(out, ignore_errors=True)
         data = out / "synthcity" if a.fresh_data else Path(a.data)
-        cmd = [sys.executable, str(demo), "--data", str(data), "--out", str(out), *a.overrides]
+        cmd = [sys.executable, "-m", "seg_uda.cli.demo", "--data", str(data), "--out", str(out), "--configs", a.configs,
+               *a.overrides]
         log = root / f"run{i}.log"  # beside, not inside, the demo's own output folder
         print(f"[run {i + 1}/{a.repeats}] {' '.join(cmd)}  > {log}", flush=True)
         with open(log, "w") as fh:
