@@ -25,7 +25,8 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 # The main job on the embedded benchmark: generate SynthCity, train source-only and
-# MinEnt side by side, print both mIoUs and the gain, write the HTML report (seg_uda/cli/demo.py).
+# MinEnt with the class-ratio prior side by side, print both mIoUs and the gain, write the HTML report
+# (seg_uda/cli/demo.py).
 demo: $(STAMP)
 	$(VENV)/bin/seg-uda-demo
 

@@ -25,11 +25,11 @@ def test_demo_trains_both_models_and_writes_the_report(synthcity, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads((out / "demo_summary.json").read_text())
     final = {m: 100 * json.loads((out / m / "final_metrics.json").read_text())["miou"]
-             for m in ("source_only", "minent")}
+             for m in ("source_only", "minent_cp")}
     # the numbers printed are the trainer's own final evaluation (one model, one number)
-    assert summary["miou"] == {"source-only": final["source_only"], "MinEnt": final["minent"]}
-    assert summary["gain"] == final["minent"] - final["source_only"]
-    assert f"mIoU {final['minent']:.2f}" in r.stdout and f"{summary['gain']:+.2f} mIoU" in r.stdout
+    assert summary["miou"] == {"source-only": final["source_only"], "MinEnt+CP": final["minent_cp"]}
+    assert summary["gain"] == final["minent_cp"] - final["source_only"]
+    assert f"mIoU {final['minent_cp']:.2f}" in r.stdout and f"{summary['gain']:+.2f} mIoU" in r.stdout
     assert set(summary["stage_minutes"]) == {"SynthCity generation", "training (both models)", "report"}
     html = (out / "report" / "index.html").read_text()
     assert ("diagnostics.png" in html and "iou_chart.png" in html

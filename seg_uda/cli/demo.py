@@ -1,14 +1,17 @@
 """The end-to-end demo on the embedded SynthCity benchmark: `seg-uda-demo` (what `make demo` runs).
 
 1. generate SynthCity (skipped when DATA already holds a complete set),
-2. train source-only and MinEnt on protocol v2 (docs/synthcity_protocol.md), the two runs side by side with one
-   thread each, which is how the README table's runs were made, so seed 0 gives the table's seed-0 numbers,
+2. train source-only and MinEnt with ADVENT's class-ratio prior on protocol v2 (docs/synthcity_protocol.md),
+   the two runs side by side with one thread each, which is how the README table's runs were made, so seed 0
+   gives the table's seed-0 numbers,
 3. read both final evaluations (the trainer scores the final weights once; no second evaluation),
 4. write the HTML report: per-class IoU chart, side-by-side target predictions of the two models, the
    alignment diagnostics; print both mIoUs, the gain and each stage's time.
 
-MinEnt is the ADVENT variant shown because it is the cheapest one to train (no discriminator), not because of its
-score: nothing here is chosen with target labels. Paths are relative to the working directory; the configs come
+MinEnt + class-ratio prior is the ADVENT variant shown: of the two without a discriminator (MinEnt with and
+without the prior, the ones that fit the demo's time; AdvEnt's discriminators make a run about 1.5x longer), the one
+with the higher mean in the README table. That choice of what to display reads the table's target-val scores; no
+setting of any training run is chosen with them. Paths are relative to the working directory; the configs come
 from a checkout's configs/synthcity (--configs).
 """
 from __future__ import annotations
@@ -21,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-RUNS = (("source_only", "source-only"), ("minent", "MinEnt"))
+RUNS = (("source_only", "source-only"), ("minent_cp", "MinEnt+CP"))
 
 
 def run(cmd: list, log: Path | None = None, threads: int | None = None) -> subprocess.Popen:
