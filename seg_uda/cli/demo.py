@@ -28,6 +28,7 @@ RUNS = (("source_only", "source-only"), ("minent_cp", "MinEnt+CP"))
 
 
 def run(cmd: list, log: Path | None = None, threads: int | None = None) -> subprocess.Popen:
+    """Start one stage's process (printed first), its output to ``log``, with OMP_NUM_THREADS=``threads`` if set."""
     env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     print(f"    $ {' '.join(str(c) for c in cmd)}" + (f"  > {log}" if log else ""), flush=True)
     out = open(log, "w") if log else None
@@ -35,6 +36,7 @@ def run(cmd: list, log: Path | None = None, threads: int | None = None) -> subpr
 
 
 def wait(procs: list, what: str) -> None:
+    """Wait for every process; the first failure ends the demo with a one-line message."""
     for p in procs:
         if p.wait() != 0:
             sys.exit(f"demo: {what} failed (exit {p.returncode}); see the log named above")
