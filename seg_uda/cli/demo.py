@@ -52,10 +52,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="train one model after the other with all threads (other numbers than the table's)")
     p.add_argument("overrides", nargs="*", help="config overrides for both runs, e.g. schedule.max_iters=100")
     args = p.parse_args(argv)
-    py, data, out, configs = sys.executable, Path(args.data), Path(args.out), Path(args.configs)
-    missing = [configs / f"{m}_lite0.yaml" for m, _ in RUNS if not (configs / f"{m}_lite0.yaml").is_file()]
-    if missing:
-        print(f"demo: config '{missing[0]}' not found; run from a checkout's root or pass --configs", file=sys.stderr)
+    py, data, out = sys.executable, Path(args.data), Path(args.out)
+    config = {m: Path(args.configs) / f"{m}_lite0.yaml" for m, _ in RUNS}
+    missing = next((c for c in config.values() if not c.is_file()), None)
+    if missing is not None:
+        print(f"demo: config '{missing}' not found; run from a checkout's root or pass --configs", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
     stages: list = []
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
               + (" one after the other" if args.sequential else " side by side, one thread each"))
     procs = []
     for method, label in RUNS:
-        cmd = [py, "-m", "seg_uda.cli.train", configs / f"{method}_lite0.yaml", *data_over, *args.overrides,
+        cmd = [py, "-m", "seg_uda.cli.train", config[method], *data_over, *args.overrides,
                "--work-dir", out / method, "--no-progress"]
         procs.append(run(cmd, out / f"{method}.log", None if args.sequential else 1))
         if args.sequential:
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     t = stage("3/3 report: per-class IoU, side-by-side target predictions, alignment diagnostics")
     report = out / "report"
     labels = [label for _, label in RUNS]
-    wait([run([py, "-m", "seg_uda.cli.visualize", configs / f"{RUNS[1][0]}_lite0.yaml",
+    wait([run([py, "-m", "seg_uda.cli.visualize", config[RUNS[1][0]],
                *[out / m / "checkpoints" / "last.pth" for m, _ in RUNS], *data_over, "--out", report, "--num", "6",
                "--side-by-side", "--model-labels", *labels,
                "--compare", *[out / m / "final_metrics.json" for m, _ in RUNS], "--labels", *labels,
