@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+CONFIGS = str(REPO / "configs" / "synthcity")  # the demo runs outside the checkout, so it is named
 
 pytestmark = pytest.mark.slow  # runs the demo in a subprocess
 
@@ -20,7 +21,7 @@ def test_demo_trains_both_models_and_writes_the_report(synthcity, tmp_path):
             "schedule.image_log_interval=0", "schedule.ckpt_interval=2"]
     # the installed command's module, run outside the checkout: paths are the working directory's, configs named
     r = subprocess.run([sys.executable, "-m", "seg_uda.cli.demo", "--data", str(synthcity), "--out", "demo",
-                        "--configs", str(REPO / "configs" / "synthcity"), *tiny], cwd=tmp_path,
+                        "--configs", CONFIGS, *tiny], cwd=tmp_path,
                        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads((out / "demo_summary.json").read_text())
@@ -43,7 +44,7 @@ def test_benchmark_demo_times_each_stage(synthcity, tmp_path):
             "data.num_workers=0", "schedule.max_iters=1", "schedule.diagnostics_interval=1",
             "schedule.image_log_interval=0"]
     main(["demo", "--repeats", "2", "--data", str(synthcity), "--work", str(tmp_path / "runs"),
-          "--out", str(tmp_path / "bench"), "--threads", "1", "--configs", str(REPO / "configs" / "synthcity"), *tiny])
+          "--out", str(tmp_path / "bench"), "--threads", "1", "--configs", CONFIGS, *tiny])
     rows = json.loads((tmp_path / "bench" / "demo.json").read_text())["rows"]
     assert [r["run"] for r in rows] == ["1", "2", "median (range)"]
     for r in rows[:2]:

@@ -45,29 +45,27 @@ def test_summary_names_the_copy():
     assert ds.summary() == "GTA5 'all': 24,966 image/label pairs under data/GTA5 (the full release)"
 
 
-def test_training_data_builder_logs_the_pair_count(synthcity, capsys):
-    from seg_uda.builders import build_dataset
-
-    cfg = config_from_dict({
+def _gta5_source_cfg(synthcity, **method):
+    """A config whose data.source is the SynthCity game split read as a GTA5 copy."""
+    return config_from_dict({
         "data": {"source": {"type": "gta5", "root": str(synthcity / "game")},
                  "target": {"type": "cityscapes", "root": str(synthcity / "real")},
                  "source_size": [64, 48], "num_workers": 0},
-        "model": {"encoder_name": "resnet18", "encoder_weights": None}, "method": {"name": "source_only"},
+        "model": {"encoder_name": "resnet18", "encoder_weights": None}, "method": method,
     })
-    build_dataset(cfg, "source")
+
+
+def test_training_data_builder_logs_the_pair_count(synthcity, capsys):
+    from seg_uda.builders import build_dataset
+
+    build_dataset(_gta5_source_cfg(synthcity, name="source_only"), "source")
     assert f"data.source: GTA5 'all': 4 image/label pairs under {synthcity / 'game'}" in capsys.readouterr().out
 
 
 def test_class_prior_counts_the_source_without_logging_it_twice(synthcity, capsys):
     from seg_uda.builders import build_method
 
-    cfg = config_from_dict({
-        "data": {"source": {"type": "gta5", "root": str(synthcity / "game")},
-                 "target": {"type": "cityscapes", "root": str(synthcity / "real")},
-                 "source_size": [64, 48], "num_workers": 0},
-        "model": {"encoder_name": "resnet18", "encoder_weights": None},
-        "method": {"name": "minent", "lambda_cp_main": 0.01},
-    })
+    cfg = _gta5_source_cfg(synthcity, name="minent", lambda_cp_main=0.01)
     assert build_method(cfg).class_prior.sum().item() == pytest.approx(1.0)
     out = capsys.readouterr().out
     assert "method: source class prior" in out and "data.source:" not in out  # the trainer's loader logs it once
