@@ -1,4 +1,4 @@
-"""A tiny segmenter and batches shared by the method tests (test_methods.py, test_advent.py, test_dann.py)."""
+"""A tiny segmenter and batches shared by the method tests in tests/methods/ (test_methods, test_advent, test_dann)."""
 from __future__ import annotations
 
 import inspect

@@ -207,7 +207,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("gen_cli",
-                                                  Path(__file__).parents[1] / "tools" / "generate_synthcity.py")
+                                                  Path(__file__).parents[2] / "tools" / "generate_synthcity.py")
     cli = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(cli)

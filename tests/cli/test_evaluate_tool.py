@@ -14,7 +14,7 @@ from conftest import make_tiny_synthcity, tiny_cfg_dict
 from seg_uda.config import config_from_dict
 from seg_uda.runtime.checkpoint import CheckpointError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

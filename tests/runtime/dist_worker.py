@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Per-rank entry point for the distributed tests: `tools/train.py`, optionally with one rank made to fail.
 
-Run as `torchrun ... tests/dist_worker.py [--fail-rank R --fail-at I] CONFIG [train.py args]`.
+Run as `torchrun ... tests/runtime/dist_worker.py [--fail-rank R --fail-at I] CONFIG [train.py args]`.
 With `--fail-rank R`, rank R raises `RuntimeError` when it starts iteration I, so the tests can
 check that a crashing rank makes the whole job exit non-zero instead of hanging the other ranks.
-`torchrun ... tests/dist_worker.py --check-seg-loss` instead compares `seg_loss` over the ranks (each with a
+`torchrun ... tests/runtime/dist_worker.py --check-seg-loss` instead compares `seg_loss` over the ranks (each with a
 different number of ignored pixels) with one process holding the whole batch, value and gradient.
 """
 from __future__ import annotations

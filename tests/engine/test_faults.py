@@ -20,7 +20,7 @@ from seg_uda.engine.trainer import Trainer
 
 from test_reliability import env, records, rel_cfg_dict, train_losses, write_cfg
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "tools" / "train.py"
 
 

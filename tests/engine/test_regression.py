@@ -2,7 +2,7 @@
 on the tiny SynthCity give these exact losses.
 
 The values were computed with the code before the method refactor (issue 15); a refactor must not change them.
-Regenerate only for an intended numerical change: ``python tests/test_regression.py DIR`` prints the new tables.
+Regenerate only for an intended numerical change: ``python tests/engine/test_regression.py DIR`` prints the new tables.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ CASES = {
 
 
 def regression_cfg(root: Path, case: str):
-    """The tiny multi-level DeepLab-v2 / ResNet-18 run of tests/test_train.py, FP32, without validation."""
+    """The tiny multi-level DeepLab-v2 / ResNet-18 run of tests/engine/test_train.py, FP32, without validation."""
     method, openset = CASES[case]
     d = tiny_cfg_dict(root, method["name"], name=f"regression_{case}", device="cpu",
                       data={"val": None, "openset": {"enabled": openset}},
@@ -142,7 +142,7 @@ def test_training_losses_are_pinned(synthcity, tmp_path, case):
 
 
 if __name__ == "__main__":  # print the tables to paste into EXPECTED
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/, for conftest
     from conftest import make_tiny_synthcity
 
     out = Path(sys.argv[1])

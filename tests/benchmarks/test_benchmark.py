@@ -16,7 +16,7 @@ from seg_uda.config import config_from_dict, resolved_dict
 from seg_uda.benchmarks.reference import ReferenceTrainer, reference_advent_step
 from seg_uda.engine.trainer import Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cfg(method: str, aspp_impl: str = "conv", **optim) -> object:

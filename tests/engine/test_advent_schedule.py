@@ -13,7 +13,7 @@ from seg_uda.engine.lr import build_poly_lr, poly_lr_factor
 from seg_uda.benchmarks.reference import ReferenceTrainer
 from seg_uda.engine.trainer import Trainer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GTA5_ADVENT = REPO / "configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml"
 SYNTHIA_ADVENT = REPO / "configs/synthia_to_cityscapes/advent_deeplabv2_r101.yaml"
 

@@ -11,7 +11,7 @@ from conftest import tiny_cfg_dict
 from seg_uda.config import config_from_dict
 from seg_uda.engine.trainer import NonFiniteLossError, Trainer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_cfg(root, method="advent", max_iters=4, **sections):

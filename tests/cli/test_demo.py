@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = str(REPO / "configs" / "synthcity")  # the demo runs outside the checkout, so it is named
 
 pytestmark = pytest.mark.slow  # runs the demo in a subprocess

@@ -29,7 +29,7 @@ from seg_uda.runtime.checkpoint import (
 )
 from seg_uda.engine.trainer import Trainer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "tools" / "train.py"
 MAX_ITERS = 6
 

@@ -26,7 +26,7 @@ from PIL import Image
 from conftest import tiny_cfg_dict
 from seg_uda.config import config_from_dict, save_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ITERS = 3
 TIMEOUT_S = 120  # hard limit per torchrun job: a hang fails the test instead of blocking CI
 
@@ -157,7 +157,7 @@ def test_self_training_two_ranks_match_one_process(synthcity, tmp_path):
 @pytest.mark.slow
 def test_seg_loss_counts_valid_pixels_over_ranks():
     """Images with 3 and 40 ignored pixels on 2 ranks: same value and averaged gradient as 1 process x 2."""
-    proc = torchrun(["tests/dist_worker.py", "--check-seg-loss"])
+    proc = torchrun(["tests/runtime/dist_worker.py", "--check-seg-loss"])
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     assert proc.stdout.count("matches the single-process batch") == 2
 
@@ -212,7 +212,7 @@ def _ignored_val_pixels(trainer) -> int:
 def test_failing_rank_fails_the_job_instead_of_hanging(synthcity, tmp_path):
     cfg_path = tmp_path / "config.yaml"
     save_config(dist_cfg(synthcity, batch_size=1, max_iters=50), cfg_path)
-    proc = torchrun(["tests/dist_worker.py", "--fail-rank", "1", "--fail-at", "1",
+    proc = torchrun(["tests/runtime/dist_worker.py", "--fail-rank", "1", "--fail-at", "1",
                      str(cfg_path), "--work-dir", str(tmp_path / "work"), "--no-progress"])
     assert proc.returncode != 0
     assert "injected failure on rank 1 at iteration 1" in proc.stdout + proc.stderr

@@ -13,7 +13,7 @@ from seg_uda.config import load_config
 from seg_uda.data import build_eval_transform, build_train_transform, denormalize
 from seg_uda.builders import build_model, dataset_transform
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAPER_CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*_deeplabv2_r101.yaml"))
 GTA5_ADVENT = REPO / "configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml"
 ADVENT_MEAN_BGR = np.array((104.00698793, 116.66876762, 122.67891434), dtype=np.float32)  # cfg.TRAIN.IMG_MEAN

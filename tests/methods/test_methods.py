@@ -1,6 +1,6 @@
 """UDA methods on a tiny stub segmenter: every method's losses and gradient separation, oracle / source-only data
 use, errors, and the one shape of every method (declarations, from_config, registry presets). ADVENT's own terms:
-tests/test_advent.py; DANN's reversal: tests/test_dann.py."""
+tests/methods/test_advent.py; DANN's reversal: tests/methods/test_dann.py."""
 from __future__ import annotations
 
 import inspect
@@ -49,7 +49,7 @@ def _zero_grads(*modules: nn.Module) -> None:
         m.zero_grad(set_to_none=True)
 
 
-# open-set methods need a (K+1)-way model with a gradient-reversal hook: tests/test_openset.py covers them
+# open-set methods need a (K+1)-way model with a gradient-reversal hook: tests/openset/test_openset.py covers them
 CLOSED_SET = [n for n in METHODS.names() if not METHODS.get(n).unknown_head]
 
 
