@@ -4,7 +4,7 @@
   python bench/synthcity_results.py ensembles [--seeds 0 1 2]   # the 0.5/0.5 ensembles whose two runs exist
   python bench/synthcity_results.py collect --runs runs/v2 --out results/synthcity.json   # seeds 0-5
   python bench/synthcity_results.py table results/synthcity.json [--markdown results/synthcity.md] [--seeds 3 4 5]
-  python bench/synthcity_results.py curve results/synthcity.json [--markdown results/synthcity_curve.md]
+  python bench/synthcity_results.py curve results/synthcity.json [--markdown results/synthcity_curve.md] [--seeds 0]
 
 ``ROWS`` below is the one list of rows: ``bench/accuracy_runs.sh`` runs what ``commands`` prints, ``collect`` reads
 each run's ``final_metrics.json`` (the final weights), ``config.yaml`` and ``metrics.jsonl`` (run time), and
@@ -29,7 +29,7 @@ X77_ENT = "method.lambda_ent_main=0.077 method.lambda_ent_aux=0.0154"
 X77_ADV = "method.lambda_adv_main=0.077 method.lambda_adv_aux=0.0154"
 #: DAFormer's rare-class sampling as the self-training runs made before the label-free rule dropped it had it
 RCS = "data.rcs_temperature=0.01 data.rcs_min_pixels=340"
-#: the learning curve's budgets besides the protocol's 600 iterations (seed 0; docs/self_training.md)
+#: the learning curve's budgets besides the protocol's 600 iterations (docs/self_training.md)
 CURVE_BUDGETS = (300, 1200, 2400)
 #: (key, label, config under configs/synthcity/ or None for the ensemble, config overrides)
 ROWS = [
@@ -208,30 +208,49 @@ def summarize(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> Lis
     return out
 
 
-def curve_table(doc: Dict[str, Any], seed: int = 0) -> str:
-    """The learning curve of self-training (seed ``seed``): per budget, source-only, self-training (student and EMA
-    teacher) and the oracle trained as long, the student's difference to source-only and the share of the gap."""
+def curve_table(doc: Dict[str, Any], seeds: Sequence[int] = (0,)) -> str:
+    """The learning curve of self-training over ``seeds``: per budget, source-only, self-training (student and EMA
+    teacher) and the oracle trained as long (mean ± std over the seeds that have both source-only and the student),
+    the student's paired difference to source-only and the share of the gap closed (of the means)."""
     runs = {r["key"]: {e["seed"]: e for e in r["runs"]} for r in doc["rows"]}
 
-    def get(key: str) -> Optional[Dict[str, Any]]:
-        return runs.get(key, {}).get(seed)
+    def cell(values: List[float], signed: bool = False) -> str:
+        f = "{:+.2f}" if signed else "{:.2f}"
+        if not values:
+            return "-"
+        if len(values) == 1:
+            return f.format(values[0])
+        return f.format(statistics.fmean(values)) + f" ± {statistics.stdev(values):.2f}"
 
-    def cell(e: Optional[Dict[str, Any]]) -> str:
-        return f"{e['miou']:.2f}" if e else "-"
-
-    lines = ["| iterations | source-only | self-training (student) | its EMA teacher | oracle | student − source-only "
-             "| gap closed | self-training run (min) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| iterations | seeds | source-only | self-training (student) | its EMA teacher | oracle "
+             "| student − source-only (paired) | gap closed | self-training run (min) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    per_seed = []
     for n in sorted((600, *CURVE_BUDGETS)):
         pre = "" if n == 600 else f"curve{n}_"
-        src, st, te, orc = (get(pre + k) for k in ("source_only", "self_training", "self_training_teacher", "oracle"))
-        if src is None or st is None:
+        got = {k: runs.get(pre + k, {}) for k in ("source_only", "self_training", "self_training_teacher", "oracle")}
+        have = [s for s in seeds if s in got["source_only"] and s in got["self_training"]]
+        if not have:
             continue
-        diff = st["miou"] - src["miou"]
-        gap = f"{100 * diff / (orc['miou'] - src['miou']):.0f}%" if orc and orc["miou"] != src["miou"] else "-"
-        minutes = f"{st['minutes']:.0f}" if st.get("minutes") else "-"
-        lines.append(f"| {n:,} | {cell(src)} | {cell(st)} | {cell(te)} | {cell(orc)} | {diff:+.2f} | {gap} | "
-                     f"{minutes} |")
-    return "\n".join(lines) + "\n"
+        miou = {k: [v[s]["miou"] for s in have if s in v] for k, v in got.items()}
+        diffs = [b - a for a, b in zip(miou["source_only"], miou["self_training"])]
+        paired = cell(diffs, signed=True) + (" (" + " / ".join(f"{d:+.2f}" for d in diffs) + ")" if len(diffs) > 1
+                                             else "")
+        m_src, m_orc = statistics.fmean(miou["source_only"]), miou["oracle"] and statistics.fmean(miou["oracle"])
+        gap = f"{100 * statistics.fmean(diffs) / (m_orc - m_src):.0f}%" if miou["oracle"] and m_orc != m_src else "-"
+        minutes = [got["self_training"][s].get("minutes") for s in have]
+        minutes = [m for m in minutes if m]
+        mins = "-" if not minutes else (f"{min(minutes):.0f}" if round(min(minutes)) == round(max(minutes))
+                                        else f"{min(minutes):.0f}–{max(minutes):.0f}")
+        lines.append(f"| {n:,} | {' / '.join(map(str, have))} | {cell(miou['source_only'])} | "
+                     f"{cell(miou['self_training'])} | {cell(miou['self_training_teacher'])} | {cell(miou['oracle'])} "
+                     f"| {paired} | {gap} | {mins} |")
+        if len(have) > 1:
+            per_seed.append(f"{n:,} (seeds {' / '.join(map(str, have))}): " + "; ".join(
+                f"{label} {' / '.join(f'{v:.2f}' for v in miou[k])}" for k, label in (
+                    ("source_only", "source-only"), ("self_training", "student"), ("oracle", "oracle"))))
+    text = "\n".join(lines) + "\n"
+    return text + ("\nmIoU per seed at " + "; at ".join(per_seed) + ".\n" if per_seed else "")
 
 
 def table(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> str:
@@ -298,9 +317,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     t.add_argument("results", nargs="?", default="results/synthcity.json")
     t.add_argument("--markdown", help="also write the table here")
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the seeds tabled (default 0 1 2)")
-    u = sub.add_parser("curve", help="print the learning-curve table (seed 0) from the results file")
+    u = sub.add_parser("curve", help="print the learning-curve table from the results file")
     u.add_argument("results", nargs="?", default="results/synthcity.json")
     u.add_argument("--markdown", help="also write the table here")
+    u.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the seeds averaged (default 0 1 2)")
     a = p.parse_args(argv)
     if a.cmd == "commands":
         print("\n".join(pending_commands(a.rows, a.seeds, a.out)))
@@ -313,7 +333,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f"wrote {a.out}: {sum(len(r['runs']) for r in doc['rows'])} runs in {len(doc['rows'])} rows")
     else:
         doc = json.loads(Path(a.results).read_text())
-        text = curve_table(doc) if a.cmd == "curve" else table(doc, a.seeds)
+        text = curve_table(doc, a.seeds) if a.cmd == "curve" else table(doc, a.seeds)
         print(text)
         if a.markdown:
             Path(a.markdown).write_text(text)

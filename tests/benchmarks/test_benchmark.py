@@ -278,22 +278,33 @@ def test_synthcity_learning_curve_table(tmp_path):
     import synthcity_results as sr
 
     runs = tmp_path / "runs"
-    for key, miou in (("source_only", 0.14), ("self_training", 0.17), ("oracle", 0.28), ("curve1200_source_only", 0.15),
-                      ("curve1200_self_training", 0.19), ("curve1200_oracle", 0.31), ("curve300_source_only", 0.1)):
-        d = runs / f"{key}_s0"
+    # seed 0 at every budget; seed 1 at 600 iterations only (its 1,200-iteration student is missing)
+    for key, seed, miou in (("source_only", 0, 0.14), ("self_training", 0, 0.17), ("oracle", 0, 0.28),
+                            ("source_only", 1, 0.12), ("self_training", 1, 0.16), ("oracle", 1, 0.30),
+                            ("curve1200_source_only", 0, 0.15), ("curve1200_self_training", 0, 0.19),
+                            ("curve1200_oracle", 0, 0.31), ("curve1200_source_only", 1, 0.16),
+                            ("curve300_source_only", 0, 0.1)):
+        d = runs / f"{key}_s{seed}"
         d.mkdir(parents=True)
         (d / "final_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"road": miou}}))
         if key.endswith("self_training"):
             (d / "final_metrics_teacher.json").write_text(json.dumps({"miou": miou + 0.001, "iou": {"road": miou}}))
-        (d / "config.yaml").write_text(yaml.safe_dump({"seed": 0}))
-        (d / "metrics.jsonl").write_text(json.dumps({"kind": "eval", "iter": 1, "time": 1200.0}) + "\n")
-    doc = sr.collect(runs, [0])
-    lines = sr.curve_table(doc).splitlines()
-    # 600: +3.00, gap 3 / (28 - 14) = 21%; 1,200: +4.00, gap 4 / (31 - 15) = 25%; 300 has no self-training run
-    assert lines[2] == "| 600 | 14.00 | 17.00 | 17.10 | 28.00 | +3.00 | 21% | 20 |"
-    assert lines[3] == "| 1,200 | 15.00 | 19.00 | 19.10 | 31.00 | +4.00 | 25% | 20 |"
-    assert len(lines) == 4
-    # the main table leaves the curve rows out; a curve row's gap is to the oracle of its own budget
+        (d / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
+        (d / "metrics.jsonl").write_text(json.dumps({"kind": "eval", "iter": 1, "time": 1200.0 + 60 * seed}) + "\n")
+    doc = sr.collect(runs, [0, 1])
+    lines = sr.curve_table(doc, [0, 1]).splitlines()
+    # 600: source-only 13 ± 1.41, student 16.5 ± 0.71, oracle 29 ± 1.41, paired +3.0 / +4.0, gap 3.5 / (29 - 13);
+    # 1,200: seed 0 only (seed 1 has no student); 300 has no self-training run
+    assert lines[2] == ("| 600 | 0 / 1 | 13.00 ± 1.41 | 16.50 ± 0.71 | 16.60 ± 0.71 | 29.00 ± 1.41 "
+                        "| +3.50 ± 0.71 (+3.00 / +4.00) | 22% | 20–21 |")
+    assert lines[3] == "| 1,200 | 0 | 15.00 | 19.00 | 19.10 | 31.00 | +4.00 | 25% | 20 |"
+    assert len(lines) == 6 and lines[4] == ""
+    assert lines[5] == "mIoU per seed at 600 (seeds 0 / 1): source-only 14.00 / 12.00; student 17.00 / 16.00; " \
+                       "oracle 28.00 / 30.00."
+    assert sr.curve_table(doc, [0]).splitlines()[2] == "| 600 | 0 | 14.00 | 17.00 | 17.10 | 28.00 | +3.00 | 21% | 20 |"
+    # the main table leaves the curve rows out; a curve row's gap is to the source-only and oracle of its own
+    # budget (the main table's definition: each row's mean over its own seeds), its paired Δ over shared seeds
     assert "budget" not in sr.table(doc)
     curve_row = next(r for r in sr.summarize(doc) if r["key"] == "curve1200_self_training")
-    assert curve_row["gap_closed"] == pytest.approx(0.25) and curve_row["paired"] == [pytest.approx(4.0)]
+    assert curve_row["gap_closed"] == pytest.approx((19 - 15.5) / (31 - 15.5))
+    assert curve_row["paired"] == [pytest.approx(4.0)]
