@@ -308,3 +308,25 @@ def test_synthcity_learning_curve_table(tmp_path):
     curve_row = next(r for r in sr.summarize(doc) if r["key"] == "curve1200_self_training")
     assert curve_row["gap_closed"] == pytest.approx((19 - 15.5) / (31 - 15.5))
     assert curve_row["paired"] == [pytest.approx(4.0)]
+
+
+def test_curve_label_free_table_reads_cached_scores_and_skips_unfinished_budgets(tmp_path, capsys, monkeypatch):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import curve_label_free as clf
+
+    runs = tmp_path / "runs"
+    scores = {("source_only", 600, 0): (0.3, 0.4), ("self_training", 600, 0): (0.2, 0.35),
+              ("source_only", 600, 1): (0.5, 0.45), ("self_training", 600, 1): (0.1, 0.25),
+              ("source_only", 1200, 0): (0.35, 0.4)}  # 1,200 iterations: no student yet, so no row
+    for (row, budget, seed), (d, h) in scores.items():
+        run = clf.run_dir(runs, row, budget, seed)
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "checkpoints" / "last.pth").write_bytes(b"")
+        (run / "label_free.json").write_text(json.dumps({"total_variation": d, "mean_entropy": h}))
+    assert clf.run_dir(runs, "self_training", 1200, 2) == runs / "curve1200_self_training_s2"
+    monkeypatch.setattr(sys, "argv", ["curve_label_free.py", "--runs", str(runs), "--seeds", "0", "1"])
+    assert clf.main() == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert lines[2] == ("| 600 | 0 / 1 | 0.300 / 0.500 (mean 0.400) | 0.400 / 0.450 (mean 0.425) | "
+                        "0.200 / 0.100 (mean 0.150) | 0.350 / 0.250 (mean 0.300) |")
