@@ -5,6 +5,8 @@ from typing import Any, Dict
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]  # the checkout's root: its tools/, configs/, docker/
+
 TINY_SYNTHCITY = dict(seed=0, source_size=(64, 48), target_size=(64, 32), num_source=4,
                       num_target_train=4, num_target_val=2, workers=1)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import List, Tuple
 
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DOCKERFILES = [REPO / "docker" / "Dockerfile", REPO / "docker" / "Dockerfile.cpu"]
 ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
 SLURM = REPO / "scripts" / "slurm_train.sh"

@@ -10,13 +10,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import tiny_cfg_dict
+from conftest import REPO, tiny_cfg_dict
 from seg_uda.benchmarks.train import bench_trainer, synthetic_batches
 from seg_uda.config import config_from_dict, resolved_dict
 from seg_uda.benchmarks.reference import ReferenceTrainer, reference_advent_step
 from seg_uda.engine.trainer import Trainer
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cfg(method: str, aspp_impl: str = "conv", **optim) -> object:
@@ -82,7 +81,7 @@ def test_benchmark_train_prints_table_and_saves_json(tmp_path):
     cfg_path.write_text(yaml.safe_dump(resolved_dict(_cfg("advent"))))
     out = tmp_path / "out"
     # "+compile" with aot_eager: the compiled step's plumbing without minutes of C++ code generation
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark.py"), "train", str(cfg_path),
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "benchmark.py"), "train", str(cfg_path),
                            "schedule.compile_backend=aot_eager", "--variants", "reference", "bf16", "fp32+compile",
                            "--iters", "1", "--threads", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
@@ -133,7 +132,7 @@ def test_benchmark_methods_one_row_per_config(tmp_path):
         paths.append(tmp_path / f"{method}.yaml")
         paths[-1].write_text(yaml.safe_dump(resolved_dict(_cfg(method, "gemm"))))
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark.py"), "methods", *map(str, paths),
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "benchmark.py"), "methods", *map(str, paths),
                            "schedule.amp=bf16", "--iters", "1", "--threads", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -150,7 +149,7 @@ def test_benchmark_infer_compares_aspp_impls(tmp_path):
     cfg_path = tmp_path / "bench.yaml"
     cfg_path.write_text(yaml.safe_dump(resolved_dict(_cfg("advent"))))
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "benchmark.py"), "infer", str(cfg_path),
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "benchmark.py"), "infer", str(cfg_path),
                            "--amp", "none", "bf16", "--channels-last", "true", "--aspp-impl", "conv", "gemm",
                            "--iters", "1", "--warmup", "1", "--threads", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
@@ -162,7 +161,6 @@ def test_benchmark_infer_compares_aspp_impls(tmp_path):
 
 
 def test_synthcity_results_collect_and_table(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "bench"))
     import synthcity_results as sr
 
     runs = tmp_path / "runs"
@@ -262,7 +260,6 @@ def test_trainer_reference_mode_rejects_bf16_and_unsupported_methods(synthcity, 
 
 
 def test_rcs_rule_needs_two_of_three_seeds_and_the_mean():
-    sys.path.insert(0, str(ROOT / "bench"))
     from rcs_rule import drop_rcs
 
     assert drop_rcs([0.3, 0.3, 0.3], [0.2, 0.2, 0.4])       # 2 of 3 lower, mean 0.267 < 0.3
@@ -274,7 +271,6 @@ def test_rcs_rule_needs_two_of_three_seeds_and_the_mean():
 
 
 def test_synthcity_learning_curve_table(tmp_path):
-    sys.path.insert(0, str(ROOT / "bench"))
     import synthcity_results as sr
 
     runs = tmp_path / "runs"
@@ -311,7 +307,6 @@ def test_synthcity_learning_curve_table(tmp_path):
 
 
 def test_curve_label_free_table_reads_cached_scores_and_skips_unfinished_budgets(tmp_path, capsys, monkeypatch):
-    sys.path.insert(0, str(ROOT / "bench"))
     import curve_label_free as clf
 
     runs = tmp_path / "runs"

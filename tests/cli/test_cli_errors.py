@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "synthcity" / "source_only_lite0.yaml"
 MISSING = "/nonexistent"
 

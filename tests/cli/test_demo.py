@@ -4,11 +4,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIGS = str(REPO / "configs" / "synthcity")  # the demo runs outside the checkout, so it is named
 
 pytestmark = pytest.mark.slow  # runs the demo in a subprocess

@@ -4,17 +4,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import make_tiny_synthcity, tiny_cfg_dict
+from conftest import REPO, make_tiny_synthcity, tiny_cfg_dict
 from seg_uda.config import config_from_dict
 from seg_uda.runtime.checkpoint import CheckpointError
 
-REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

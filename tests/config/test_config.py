@@ -6,8 +6,8 @@ import yaml
 
 from seg_uda.config import ConfigError, config_from_dict, load_config, save_config
 from seg_uda.config.loader import deep_merge, load_config_dict, parse_overrides
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def write(path: Path, text: str) -> Path:

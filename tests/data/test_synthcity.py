@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from cityscapesscripts.helpers.labels import labels as CS_LABELS
+from conftest import REPO
 
 from seg_uda.data.synthcity import (TRAIN_CITIES, VAL_CITIES, colorize, eval_classes, frame_rng,
                                     generate_synthcity, parse_size, render_frame, write_preview)
@@ -207,7 +208,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("gen_cli",
-                                                  Path(__file__).parents[2] / "tools" / "generate_synthcity.py")
+                                                  REPO / "tools" / "generate_synthcity.py")
     cli = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(cli)

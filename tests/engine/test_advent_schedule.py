@@ -1,19 +1,17 @@
 """ADVENT's schedule in the paper configs: poly horizon 250,000 with early stop, poly-decayed discriminator LR
 (both training loops, exact across resume), GRL ramps on the run's progress, SYNTHIA's 16/13-class final metrics."""
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import tiny_cfg_dict
+from conftest import REPO, tiny_cfg_dict
 from seg_uda.config import ConfigError, config_from_dict, load_config
 from seg_uda.data import SYNTHIA13_CLASSES
 from seg_uda.engine.lr import build_poly_lr, poly_lr_factor
 from seg_uda.benchmarks.reference import ReferenceTrainer
 from seg_uda.engine.trainer import Trainer
 
-REPO = Path(__file__).resolve().parents[2]
 GTA5_ADVENT = REPO / "configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml"
 SYNTHIA_ADVENT = REPO / "configs/synthia_to_cityscapes/advent_deeplabv2_r101.yaml"
 

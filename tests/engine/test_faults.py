@@ -19,8 +19,8 @@ from seg_uda.runtime.checkpoint import OutputDirError, list_checkpoints, load_ch
 from seg_uda.engine.trainer import Trainer
 
 from test_reliability import env, records, rel_cfg_dict, train_losses, write_cfg
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "tools" / "train.py"
 
 

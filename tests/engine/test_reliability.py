@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import tiny_cfg_dict
+from conftest import REPO, tiny_cfg_dict
 from seg_uda.config import ConfigError, config_from_dict, load_config
 from seg_uda.data import DatasetError
 from seg_uda.builders import build_dataset
@@ -29,7 +29,6 @@ from seg_uda.runtime.checkpoint import (
 )
 from seg_uda.engine.trainer import Trainer
 
-REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "tools" / "train.py"
 MAX_ITERS = 6
 

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_cfg_dict
+from conftest import REPO, tiny_cfg_dict
 from seg_uda.config import config_from_dict
 from seg_uda.engine.trainer import NonFiniteLossError, Trainer
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_cfg(root, method="advent", max_iters=4, **sections):

@@ -1,7 +1,6 @@
 """ADVENT's model side in the paper configs: Caffe preprocessing, the Caffe ResNet-101 layout, and released
 ADVENT checkpoints (bare ResNetMulti state dicts) evaluated directly."""
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,8 @@ from advent_reference import ResNetMulti, randomize
 from seg_uda.config import load_config
 from seg_uda.data import build_eval_transform, build_train_transform, denormalize
 from seg_uda.builders import build_model, dataset_transform
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 PAPER_CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*_deeplabv2_r101.yaml"))
 GTA5_ADVENT = REPO / "configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml"
 ADVENT_MEAN_BGR = np.array((104.00698793, 116.66876762, 122.67891434), dtype=np.float32)  # cfg.TRAIN.IMG_MEAN

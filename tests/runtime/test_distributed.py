@@ -23,10 +23,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_cfg_dict
+from conftest import REPO, tiny_cfg_dict
 from seg_uda.config import config_from_dict, save_config
 
-REPO = Path(__file__).resolve().parents[2]
 ITERS = 3
 TIMEOUT_S = 120  # hard limit per torchrun job: a hang fails the test instead of blocking CI
 
