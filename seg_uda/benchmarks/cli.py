@@ -125,6 +125,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     dm.add_argument("--fresh-data", action="store_true", help="generate SynthCity in every run, as a fresh clone")
     dm.add_argument("--work", help="output folder of the demo runs (default runs/bench_demo)")
     dm.add_argument("--configs", default="configs/synthcity", help="the demo's config folder (a checkout's)")
+    dm.add_argument("--method", help="the demo's adapted config (seg-uda-demo --method; default: the demo's own)")
     dm.add_argument("overrides", nargs="*", help="passed to the demo (config overrides for both runs)")
 
     args, rest = p.parse_known_args(argv)  # overrides may also follow the options

@@ -30,7 +30,7 @@ def cmd_demo(a: argparse.Namespace) -> List[Dict[str, Any]]:
         shutil.rmtree(out, ignore_errors=True)
         data = out / "synthcity" if a.fresh_data else Path(a.data)
         cmd = [sys.executable, "-m", "seg_uda.cli.demo", "--data", str(data), "--out", str(out), "--configs", a.configs,
-               *a.overrides]
+               *(["--method", a.method] if a.method else []), *a.overrides]
         log = root / f"run{i}.log"  # beside, not inside, the demo's own output folder
         print(f"[run {i + 1}/{a.repeats}] {' '.join(cmd)}  > {log}", flush=True)
         with open(log, "w") as fh:
@@ -55,7 +55,7 @@ def cmd_demo(a: argparse.Namespace) -> List[Dict[str, Any]]:
                 ranges.append(f"  {s}: median {summ[s]:.1f} min, range {min(vals):.1f}-{max(vals):.1f}")
         rows.append(summ)
     md = print_table(f"make demo end to end ({'fresh SynthCity each run' if a.fresh_data else 'cached SynthCity'}"
-                     f", {a.repeats} run(s))", rows, cols)
+                     f", {a.repeats} run(s){', --method ' + a.method if a.method else ''})", rows, cols)
     print("\n".join(ranges))
     save_table(a.out, "demo", {"env": environment(torch.get_num_threads(), torch.device("cpu")), "rows": rows}, md)
     return rows
