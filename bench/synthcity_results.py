@@ -29,6 +29,8 @@ X77_ENT = "method.lambda_ent_main=0.077 method.lambda_ent_aux=0.0154"
 X77_ADV = "method.lambda_adv_main=0.077 method.lambda_adv_aux=0.0154"
 #: DAFormer's rare-class sampling as the self-training runs made before the label-free rule dropped it had it
 RCS = "data.rcs_temperature=0.01 data.rcs_min_pixels=340"
+#: ADVENT's discriminator-to-segmenter learning-rate ratio (1e-4 / 2.5e-4) and decay, applied to protocol v2's 1e-3
+DLR = "optim.disc_lr=4e-4 optim.disc_poly=true"
 #: the learning curve's budgets besides the protocol's 600 iterations (docs/self_training.md)
 CURVE_BUDGETS = (300, 1200, 2400)
 #: (key, label, config under configs/synthcity/ or None for the ensemble, config overrides)
@@ -40,6 +42,10 @@ ROWS = [
     ("minent_cp", "MinEnt + class-ratio prior (ADVENT Sec. 3.3)", "minent_cp_lite0.yaml", ""),
     ("advent_cp", "AdvEnt + class-ratio prior", "advent_cp_lite0.yaml", ""),
     ("ensemble_cp", "AdvEnt+MinEnt with class-ratio prior (0.5/0.5 ensemble)", None, ""),
+    ("advent_cp_dlr", "tried: AdvEnt + class-ratio prior, discriminator LR by ADVENT's ratio (4e-4, poly)",
+     "advent_cp_lite0.yaml", DLR),
+    ("ensemble_cp_dlr", "tried: AdvEnt+MinEnt with class-ratio prior (0.5/0.5 ensemble), AdvEnt's D LR 4e-4",
+     None, ""),
     ("dann", "DANN", "dann_lite0.yaml", ""),
     ("fda", "FDA (β 0.01, η 2)", "fda_lite0.yaml", ""),
     ("self_training", "self-training (ClassMix, EMA teacher, MIC)", "self_training_lite0.yaml", ""),
@@ -78,7 +84,8 @@ BASELINE = {f"curve{n}_{k}": f"curve{n}_source_only" for n in CURVE_BUDGETS for 
 #: rows whose gap closed is to another oracle than the 600-iteration one: the oracle of the same budget
 ORACLE = {f"curve{n}_{k}": f"curve{n}_oracle" for n in CURVE_BUDGETS for k in CURVE_KINDS}
 #: the paper's AdvEnt+MinEnt rows: key -> its two members, whose final logits are averaged 0.5 / 0.5
-ENSEMBLES = {"ensemble": ("minent", "advent"), "ensemble_cp": ("minent_cp", "advent_cp")}
+ENSEMBLES = {"ensemble": ("minent", "advent"), "ensemble_cp": ("minent_cp", "advent_cp"),
+             "ensemble_cp_dlr": ("minent_cp", "advent_cp_dlr")}
 #: rows read from another row's runs: key -> (run folder key, metrics file)
 METRICS_FROM = {"self_training_teacher": ("self_training", "final_metrics_teacher.json"),
                 **{f"curve{n}_self_training_teacher": (f"curve{n}_self_training", "final_metrics_teacher.json")
