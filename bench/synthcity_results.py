@@ -122,12 +122,22 @@ def pending_ensembles(seeds: Sequence[int], out: str) -> List[str]:
 
 
 def _run_minutes(run_dir: Path) -> Optional[float]:
-    """Wall time of the run (training and the final evaluation) from its metrics.jsonl, in minutes."""
+    """Wall time of the run (training and the final evaluation) from its metrics.jsonl, in minutes. A resumed run
+    (a ``resume`` record, whose clock restarts at 0) counts each interrupted part up to the checkpoint it resumed
+    from, plus the last part: the time of the work kept, not of the iterations redone after the checkpoint."""
     log = run_dir / "metrics.jsonl"
     if not log.is_file():
         return None
-    times = [json.loads(line)["time"] for line in log.read_text().splitlines() if line.strip()]
-    return round(max(times) / 60, 2) if times else None
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    total, part = 0.0, []
+    for r in records:
+        if r.get("kind") == "resume":
+            total += max((q["time"] for q in part if q.get("iter", 0) <= r["iter"]), default=0.0)
+            part = []
+        else:
+            part.append(r)
+    total += max((q["time"] for q in part), default=0.0)
+    return round(total / 60, 2) if records else None
 
 
 def collect(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:

@@ -160,6 +160,20 @@ def test_benchmark_infer_compares_aspp_impls(tmp_path):
     assert rows[0]["speedup"] == 1.0 and all(r["img_per_s"] > 0 for r in rows)
 
 
+def test_synthcity_results_run_time_of_a_resumed_run(tmp_path):
+    """A resumed run's clock restarts at 0: its time is each part up to the checkpoint resumed from, plus the last
+    part (the iterations redone after the checkpoint are not counted twice)."""
+    import synthcity_results as sr
+
+    recs = [("train", 100, 60.0), ("train", 200, 130.0), ("train", 240, 160.0),  # killed after iteration 240
+            ("resume", 200, 0.0), ("train", 300, 70.0), ("eval", 300, 95.0)]
+    (tmp_path / "metrics.jsonl").write_text("".join(
+        json.dumps({"kind": k, "iter": i, "time": t}) + "\n" for k, i, t in recs))
+    assert sr._run_minutes(tmp_path) == round((130.0 + 95.0) / 60, 2)
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"kind": "train", "iter": 1, "time": 90.0}) + "\n")
+    assert sr._run_minutes(tmp_path) == 1.5  # not resumed: the last record's time
+
+
 def test_synthcity_results_collect_and_table(tmp_path, capsys):
     import synthcity_results as sr
 
