@@ -118,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:>24}: {secs / 60:5.1f} min")
     (src, _), (ada, ada_label) = pair
     m_src, m_ada = 100 * metrics[src]["miou"], 100 * metrics[ada]["miou"]
-    print(f"\n  {'source-only':>12}: mIoU {m_src:.2f}   ({out / src / 'final_metrics.json'})")
-    print(f"  {ada_label:>12}: mIoU {m_ada:.2f}   ({out / ada / 'final_metrics.json'})")
-    print(f"  {'gain':>12}: {m_ada - m_src:+.2f} mIoU (seed {args.seed}; the README has 3 seeds)")
+    w = max(len("source-only"), len(ada_label))  # the names right-aligned, whatever the method's label
+    print(f"\n  {'source-only':>{w}}: mIoU {m_src:.2f}   ({out / src / 'final_metrics.json'})")
+    print(f"  {ada_label:>{w}}: mIoU {m_ada:.2f}   ({out / ada / 'final_metrics.json'})")
+    print(f"  {'gain':>{w}}: {m_ada - m_src:+.2f} mIoU (seed {args.seed}; the README has 3 seeds)")
     print(f"  HTML report: {report / 'index.html'}")
     (out / "demo_summary.json").write_text(json.dumps({
         "miou": {label: 100 * metrics[m]["miou"] for m, label in pair}, "gain": m_ada - m_src,

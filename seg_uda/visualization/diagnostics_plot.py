@@ -41,14 +41,25 @@ def _series(records: Sequence[Dict[str, Any]], prefix: str) -> Dict[str, Tuple[L
             for k in keys}
 
 
-def plot_diagnostics(runs: Sequence[Tuple[str, PathLike]], out_png: PathLike,
-                     class_names: Sequence[str] = ()) -> Path:
-    """Write the four-panel diagnostics figure of ``runs`` = [(label, run_dir)] to ``out_png``."""
+#: one marker per adaptation term in the gradient-ratio panel (colour: the run; line style: backbone or head)
+TERM_MARKERS = ("o", "s", "^", "v", "D", "x", "P", "*")
+
+
+def term_markers(records_per_run: Sequence[Sequence[Dict[str, Any]]]) -> Dict[str, str]:
+    """A marker per adaptation term logged by any run (``gradratio_<term>_<backbone|head>``), in name order, so that
+    two terms of one run (self-training's mix and mic) stay apart in the panel."""
+    terms = sorted({name.rsplit("_", 1)[0] for recs in records_per_run for name in _series(recs, "gradratio_")})
+    return {t: TERM_MARKERS[i % len(TERM_MARKERS)] for i, t in enumerate(terms)}
+
+
+def diagnostics_figure(runs: Sequence[Tuple[str, PathLike]], class_names: Sequence[str] = ()) -> Any:
+    """The four-panel diagnostics figure of ``runs`` = [(label, run_dir)], as a matplotlib figure."""
     plt = _pyplot()
     data = [(label, read_diagnostics(d)) for label, d in runs]
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
     (ax_d, ax_e), (ax_g, ax_h) = axes
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = term_markers([recs for _, recs in data])
     for i, (label, recs) in enumerate(data):
         c = colors[i % len(colors)]
         for name, (x, y) in _series(recs, "disc_acc_").items():
@@ -59,23 +70,33 @@ def plot_diagnostics(runs: Sequence[Tuple[str, PathLike]], out_png: PathLike,
         for name, (x, y) in _series(recs, "gradratio_").items():
             pos = [(a, b) for a, b in zip(x, y) if b > 0 and np.isfinite(b)]
             if pos:
-                ax_g.plot(*zip(*pos), color=c, ls="-" if name.endswith("backbone") else ":", label=f"{label}: {name}")
+                ax_g.plot(*zip(*pos), color=c, ls="-" if name.endswith("backbone") else ":",
+                          marker=markers[name.rsplit("_", 1)[0]], ms=3, label=f"{label}: {name}")
     ax_d.axhline(50, color="grey", lw=0.8)
     ax_d.set(title="discriminator accuracy (%) per level and domain\n(50% = cannot tell the domains apart)",
              xlabel="iteration", ylim=(0, 100))
+    if not ax_d.get_legend_handles_labels()[0]:  # e.g. source-only beside self-training: say so, not empty axes
+        ax_d.text(0.5, 0.7, "no discriminator in these runs", transform=ax_d.transAxes, ha="center", fontsize=11)
     ax_e.set(title="mean normalised prediction entropy (solid: target, dashed: source)", xlabel="iteration")
-    ax_g.set(title="adaptation / segmentation gradient-norm ratio\n(solid: backbone, dotted: classifier head)",
-             xlabel="iteration", yscale="log")
+    ax_g.set(title="adaptation / segmentation gradient-norm ratio\n(solid: backbone, dotted: classifier head;"
+             " marker: the term)", xlabel="iteration", yscale="log")
     _histograms(ax_h, data, colors, class_names)
     for ax in (ax_d, ax_e, ax_g):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_diagnostics(runs: Sequence[Tuple[str, PathLike]], out_png: PathLike,
+                     class_names: Sequence[str] = ()) -> Path:
+    """Write the four-panel diagnostics figure of ``runs`` = [(label, run_dir)] to ``out_png``."""
+    fig = diagnostics_figure(runs, class_names)
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return out
 
 

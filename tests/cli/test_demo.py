@@ -31,7 +31,7 @@ def test_demo_trains_both_models_and_writes_the_report(synthcity, tmp_path, meth
     # the numbers printed are the trainer's own final evaluation (one model, one number)
     assert summary["miou"] == {"source-only": final["source_only"], label: final[adapted]}
     assert summary["gain"] == final[adapted] - final["source_only"] and summary["method"] == adapted
-    assert f"{label:>12}: mIoU {final[adapted]:.2f}" in r.stdout and f"{summary['gain']:+.2f} mIoU" in r.stdout
+    assert f" {label}: mIoU {final[adapted]:.2f}" in r.stdout and f"{summary['gain']:+.2f} mIoU" in r.stdout
     assert set(summary["stage_minutes"]) == {"SynthCity generation", "training (both models)", "report"}
     html = (out / "report" / "index.html").read_text()
     assert ("diagnostics.png" in html and "iou_chart.png" in html

@@ -1,7 +1,5 @@
 """tools/evaluate.py and seg_uda.evaluation.{runner,checkpoint_model} on a tiny SynthCity + a 2-iteration checkpoint."""
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 
@@ -9,40 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, make_tiny_synthcity, tiny_cfg_dict
+from conftest import ENV, REPO, eval_cfg_dict, load_tool  # the module-scoped `trained` run is a conftest fixture
 from seg_uda.config import config_from_dict
 from seg_uda.runtime.checkpoint import CheckpointError
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def eval_cfg_dict(root):
-    """The shared tiny config: source-only, 2 iterations with alignment diagnostics every iteration."""
-    return tiny_cfg_dict(root, "source_only", name="tiny_eval", schedule={"max_iters": 2, "diagnostics_interval": 1})
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """(synthcity root, config yaml path, work dir with checkpoints/last.pth and final_metrics.json)."""
-    from seg_uda.config import save_config
-    from seg_uda.engine.trainer import Trainer
-
-    torch.set_num_threads(1)
-    base = tmp_path_factory.mktemp("evaltool")
-    root = make_tiny_synthcity(base / "synthcity")
-    cfg = config_from_dict(eval_cfg_dict(root))
-    save_config(cfg, base / "cfg.yaml")
-    work = base / "run"
-    Trainer(cfg, work_dir=work, progress=False).train()
-    return root, base / "cfg.yaml", work
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def run_cli(*args):
     return subprocess.run([sys.executable, str(REPO / "tools" / "evaluate.py"), *map(str, args)], cwd=REPO, env=ENV,

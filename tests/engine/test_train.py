@@ -2,26 +2,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import REPO, tiny_cfg_dict
-from seg_uda.config import config_from_dict
+from conftest import REPO, read_train_losses, tiny_cfg
 from seg_uda.engine.trainer import NonFiniteLossError, Trainer
-
-
-
-def tiny_cfg(root, method="advent", max_iters=4, **sections):
-    """The shared tiny config with `max_iters` and 5 kept checkpoints; `sections` update whole sections."""
-    schedule = {"max_iters": max_iters, "keep_last": 5, **sections.pop("schedule", {})}
-    return config_from_dict(tiny_cfg_dict(root, method, schedule=schedule, **sections))
-
-
-def read_train_losses(work_dir):
-    recs = [json.loads(line) for line in (Path(work_dir) / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in ("time",)} for r in recs if r["kind"] == "train"]
 
 
 @pytest.mark.slow

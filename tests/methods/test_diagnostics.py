@@ -10,7 +10,7 @@ from seg_uda.engine.trainer import Trainer
 from seg_uda.methods import build_method
 from seg_uda.methods.diagnostics import (binary_accuracy, class_histogram, gradient_norms, gradient_ratios,
                                          loss_groups, mean_entropy, step_diagnostics, total_variation)
-from test_train import read_train_losses, tiny_cfg
+from conftest import read_train_losses, tiny_cfg
 
 
 def test_binary_accuracy_hand_computed():

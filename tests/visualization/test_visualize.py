@@ -16,8 +16,7 @@ from seg_uda.visualization import (
     unknown_mask_from_probs, plot_diagnostics, read_diagnostics, write_html_report,
 )
 
-# ``trained as trained``: an explicit re-export, so ruff sees the module-scoped fixture as used (no F811 at its use)
-from test_evaluate_tool import ENV, REPO, load_tool, trained as trained  # noqa: F401
+from conftest import ENV, REPO, load_tool  # the module-scoped `trained` run is a conftest fixture
 
 PAL19 = {tuple(c) for c in palette(19)}
 
@@ -192,6 +191,31 @@ def test_diagnostics_plot_reads_runs_and_rejects_runs_without_diagnostics(tmp_pa
         read_diagnostics(tmp_path / "plain")
     with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
         read_diagnostics(tmp_path / "nothing")
+
+
+def test_diagnostics_figure_of_runs_without_a_discriminator_keeps_each_term_apart(tmp_path):
+    """Source-only beside self-training (two adaptation terms, no discriminator): the discriminator panel says
+    there is none instead of staying empty, and the two terms' gradient-ratio lines get different markers."""
+    from seg_uda.visualization.diagnostics_plot import diagnostics_figure
+
+    runs = {}
+    for name, terms in (("source_only", ()), ("self_training", ("mix", "mic"))):
+        recs = [{"kind": "diag", "iter": 10 * it, "entropy_src": 0.2, "entropy_tgt": 0.3,
+                 **{f"gradratio_{t}_{at}": 0.1 * it for t in terms for at in ("backbone", "head")}}
+                for it in (1, 2)]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in recs))
+        runs[name] = tmp_path / name
+    fig = diagnostics_figure(list(runs.items()))
+    ax_d, _, ax_g, _ = fig.axes
+    assert [t.get_text() for t in ax_d.texts] == ["no discriminator in these runs"]
+    lines = {line.get_label(): line for line in ax_g.get_lines()}
+    assert sorted(lines) == [f"self_training: {t}_{at}" for t in ("mic", "mix") for at in ("backbone", "head")]
+    mic, mix = lines["self_training: mic_backbone"], lines["self_training: mix_backbone"]
+    assert mic.get_marker() != mix.get_marker() and mic.get_marker() == lines["self_training: mic_head"].get_marker()
+    assert mic.get_linestyle() == "-" and lines["self_training: mic_head"].get_linestyle() == ":"
+    with_disc = diagnostics_figure([("AdvEnt", _fake_diag_run(tmp_path / "advent"))])
+    assert not with_disc.axes[0].texts  # a run with discriminators has its accuracy curves, no note
 
 
 def test_visualize_side_by_side_with_diagnostics_in_the_html(trained, tmp_path):
