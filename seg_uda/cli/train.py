@@ -50,6 +50,9 @@ def main(argv=None) -> int:
         result = trainer.train()
         if result and trainer.is_main:
             print(f"final val mIoU: {100 * result['miou']:.2f}  ({trainer.work_dir / 'final_metrics.json'})")
+        # every rank done (rank 0 writes the final files) before the process group is destroyed: a gloo rank whose
+        # peer tore its connections down first could abort at exit ("terminate called without an active exception")
+        dist.barrier()
     except DatasetError as e:  # e.g. a missing data.<role>.root: one line naming the path, like a config error
         print(f"dataset error: {one_line(e)}", file=sys.stderr)
         return 2
