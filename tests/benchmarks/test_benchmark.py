@@ -17,7 +17,6 @@ from seg_uda.benchmarks.reference import ReferenceTrainer, reference_advent_step
 from seg_uda.engine.trainer import Trainer
 
 
-
 def _cfg(method: str, aspp_impl: str = "conv", **optim) -> object:
     return config_from_dict({
         "name": f"bench_{method}", "seed": 0, "device": "cpu",

@@ -1,13 +1,12 @@
 """A dataset error through the command-line tools (here a missing data root): one stderr line naming the path,
 exit status 2 and no traceback, as a config error gives."""
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import ENV, REPO
 
 CONFIG = REPO / "configs" / "synthcity" / "source_only_lite0.yaml"
 MISSING = "/nonexistent"
@@ -16,8 +15,7 @@ pytestmark = pytest.mark.slow  # every test starts a Python process
 
 
 def run_tool(tool: str, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(REPO / "tools" / tool), *map(str, args)], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, str(REPO / "tools" / tool), *map(str, args)], cwd=REPO, env=ENV,
                           capture_output=True, text=True, timeout=300)
 
 

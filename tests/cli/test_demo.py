@@ -11,7 +11,6 @@ from conftest import REPO
 CONFIGS = str(REPO / "configs" / "synthcity")  # the demo runs outside the checkout, so it is named
 
 
-
 @pytest.mark.slow  # runs the demo in a subprocess
 @pytest.mark.parametrize("method, label", [(None, "MinEnt+CP"), ("self_training", "self-training")])
 def test_demo_trains_both_models_and_writes_the_report(synthcity, tmp_path, method, label):

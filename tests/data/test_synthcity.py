@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from cityscapesscripts.helpers.labels import labels as CS_LABELS
-from conftest import REPO
+from conftest import load_tool
 
 from seg_uda.data.synthcity import (TRAIN_CITIES, VAL_CITIES, colorize, eval_classes, frame_rng,
                                     generate_synthcity, parse_size, render_frame, write_preview)
@@ -205,13 +205,7 @@ def test_preview_and_colorize(tiny: Path, tmp_path: Path) -> None:
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gen_cli",
-                                                  REPO / "tools" / "generate_synthcity.py")
-    cli = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(cli)
+    cli = load_tool("generate_synthcity")
     out = tmp_path / "cli"
     assert cli.main(["--out", str(out), "--source-size", "64x32", "--target-size", "48x32", "--num-source", "1",
                      "--num-target-train", "1", "--num-target-val", "1", "--workers", "1", "--quiet"]) == 0

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import REPO, tiny_cfg_dict
+from conftest import REPO, load_tool, tiny_cfg_dict
 from seg_uda.config import ConfigError, config_from_dict, load_config
 from seg_uda.data import SYNTHIA13_CLASSES
 from seg_uda.engine.lr import build_poly_lr, poly_lr_factor
@@ -144,17 +144,13 @@ def test_synthia_final_metrics_carry_16_and_13_class_miou(synthcity, tmp_path):
 
 
 def test_best_of_snapshots_reports_every_checkpoint_and_labels_the_selection(synthcity, tmp_path, capsys):
-    import importlib.util
-
     from seg_uda.config import save_config
 
     torch.set_num_threads(1)
     cfg = tiny_cfg(synthcity, "source_only", schedule={"max_iters": 2, "ckpt_interval": 1})
     Trainer(cfg, work_dir=tmp_path / "run", progress=False).train()
     save_config(cfg, tmp_path / "cfg.yaml")
-    spec = importlib.util.spec_from_file_location("tool_evaluate", REPO / "tools" / "evaluate.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("evaluate")
     ckpts = [str(tmp_path / "run" / "checkpoints" / f"iter_{i:07d}.pth") for i in (1, 2)]
     out_json = tmp_path / "best.json"
     assert tool.main([str(tmp_path / "cfg.yaml"), *ckpts, "--best-of-snapshots", "--out-json", str(out_json)]) == 0

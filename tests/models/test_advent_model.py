@@ -1,6 +1,5 @@
 """ADVENT's model side in the paper configs: Caffe preprocessing, the Caffe ResNet-101 layout, and released
 ADVENT checkpoints (bare ResNetMulti state dicts) evaluated directly."""
-import importlib.util
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from advent_reference import ResNetMulti, randomize
 from seg_uda.config import load_config
 from seg_uda.data import build_eval_transform, build_train_transform, denormalize
 from seg_uda.builders import build_model, dataset_transform
-from conftest import REPO
+from conftest import REPO, load_tool
 
 PAPER_CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*_deeplabv2_r101.yaml"))
 GTA5_ADVENT = REPO / "configs/gta5_to_cityscapes/advent_deeplabv2_r101.yaml"
@@ -148,9 +147,7 @@ def test_released_synthia_model_needs_16_classes(tmp_path):
 
 
 def test_evaluate_tool_scores_a_released_advent_model(advent_file, synthcity, capsys):
-    spec = importlib.util.spec_from_file_location("tool_evaluate", REPO / "tools" / "evaluate.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("evaluate")
     data = [f"data.val.root={synthcity / 'real'}", "data.val_size=[64,32]", "data.num_workers=0"]
     assert tool.main([str(GTA5_ADVENT), str(advent_file), *data, "--device", "cpu"]) == 0
     out = capsys.readouterr().out
