@@ -31,6 +31,9 @@ X77_ADV = "method.lambda_adv_main=0.077 method.lambda_adv_aux=0.0154"
 RCS = "data.rcs_temperature=0.01 data.rcs_min_pixels=340"
 #: ADVENT's discriminator-to-segmenter learning-rate ratio (1e-4 / 2.5e-4) and decay, applied to protocol v2's 1e-3
 DLR = "optim.disc_lr=4e-4 optim.disc_poly=true"
+#: stage 2 of the two-stage rows: start from the protocol's source-only run of the same seed ({runs}, {seed} are
+#: filled in per run; docs/synthcity_protocol.md, "Adapting the source-only model")
+FROM_SOURCE = "model.init_from={runs}/source_only_s{seed}/checkpoints/last.pth"
 #: the learning curve's budgets besides the protocol's 600 iterations (docs/self_training.md)
 CURVE_BUDGETS = (300, 1200, 2400)
 #: (key, label, config under configs/synthcity/ or None for the ensemble, config overrides)
@@ -46,6 +49,13 @@ ROWS = [
      "advent_cp_lite0.yaml", DLR),
     ("ensemble_cp_dlr", "tried: AdvEnt+MinEnt with class-ratio prior (0.5/0.5 ensemble), AdvEnt's D LR 4e-4",
      None, ""),
+    ("source_only_ft", "two-stage control: source-only, 600 more iterations from its own weights",
+     "source_only_lite0.yaml", FROM_SOURCE),
+    ("minent_cp_ft", "two-stage: MinEnt + class-ratio prior, 600 iterations from the source-only weights",
+     "minent_cp_lite0.yaml", FROM_SOURCE),
+    ("advent_cp_ft", "two-stage: AdvEnt + class-ratio prior, 600 iterations from the source-only weights",
+     "advent_cp_lite0.yaml", FROM_SOURCE),
+    ("ensemble_cp_ft", "two-stage: AdvEnt+MinEnt with class-ratio prior (0.5/0.5 ensemble)", None, ""),
     ("dann", "DANN", "dann_lite0.yaml", ""),
     ("fda", "FDA (β 0.01, η 2)", "fda_lite0.yaml", ""),
     ("self_training", "self-training (ClassMix, EMA teacher, MIC)", "self_training_lite0.yaml", ""),
@@ -80,12 +90,14 @@ ROWS = [
 ]
 #: rows whose paired difference (and gap) is to another baseline than the 600-iteration source-only row
 CURVE_KINDS = ("source_only", "self_training", "self_training_teacher", "self_training_rcs", "oracle")
-BASELINE = {f"curve{n}_{k}": f"curve{n}_source_only" for n in CURVE_BUDGETS for k in CURVE_KINDS}
+BASELINE = {**{f"curve{n}_{k}": f"curve{n}_source_only" for n in CURVE_BUDGETS for k in CURVE_KINDS},
+            **{k: "source_only_ft" for k in ("minent_cp_ft", "advent_cp_ft", "ensemble_cp_ft")}}
 #: rows whose gap closed is to another oracle than the 600-iteration one: the oracle of the same budget
-ORACLE = {f"curve{n}_{k}": f"curve{n}_oracle" for n in CURVE_BUDGETS for k in CURVE_KINDS}
+ORACLE = {**{f"curve{n}_{k}": f"curve{n}_oracle" for n in CURVE_BUDGETS for k in CURVE_KINDS},
+          **{k: "curve1200_oracle" for k in ("minent_cp_ft", "advent_cp_ft", "ensemble_cp_ft")}}  # 600 + 600
 #: the paper's AdvEnt+MinEnt rows: key -> its two members, whose final logits are averaged 0.5 / 0.5
 ENSEMBLES = {"ensemble": ("minent", "advent"), "ensemble_cp": ("minent_cp", "advent_cp"),
-             "ensemble_cp_dlr": ("minent_cp", "advent_cp_dlr")}
+             "ensemble_cp_dlr": ("minent_cp", "advent_cp_dlr"), "ensemble_cp_ft": ("minent_cp_ft", "advent_cp_ft")}
 #: rows read from another row's runs: key -> (run folder key, metrics file)
 METRICS_FROM = {"self_training_teacher": ("self_training", "final_metrics_teacher.json"),
                 **{f"curve{n}_self_training_teacher": (f"curve{n}_self_training", "final_metrics_teacher.json")
@@ -96,6 +108,8 @@ OUT = "runs/v2"
 
 
 def train_command(config: str, seed: int, work_dir: str, overrides: str = "") -> str:
+    """The run's command line; ``{seed}`` and ``{runs}`` (the folder of ``work_dir``) in the overrides are filled."""
+    overrides = overrides.format(seed=seed, runs=Path(work_dir).parent.as_posix())
     extra = f" {overrides}" if overrides else ""
     return (f"OMP_NUM_THREADS=1 python tools/train.py configs/synthcity/{config} seed={seed}{extra} "
             f"--work-dir {work_dir}")

@@ -37,6 +37,7 @@ def main(argv=None) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     from seg_uda.data import DatasetError
+    from seg_uda.runtime.checkpoint import CheckpointError
     from seg_uda.runtime import dist
     from seg_uda.benchmarks.reference import ReferenceTrainer
     from seg_uda.engine.trainer import Trainer
@@ -55,6 +56,9 @@ def main(argv=None) -> int:
         dist.barrier()
     except DatasetError as e:  # e.g. a missing data.<role>.root: one line naming the path, like a config error
         print(f"dataset error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except CheckpointError as e:  # model.init_from or --resume: a missing, truncated or ill-fitting file, named
+        print(f"checkpoint error: {one_line(e)}", file=sys.stderr)
         return 2
     finally:
         dist.cleanup_distributed()

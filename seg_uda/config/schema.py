@@ -67,6 +67,9 @@ class ModelConfig:
     name: str = "deeplabv2"
     bn_policy: Literal["frozen", "frozen_affine", "train", "sync"] = "frozen"
     channels_last: bool = False
+    # segmenter weights to start from (a seg_uda checkpoint, e.g. a source-only run's, or a released ADVENT model);
+    # optimizer, schedule and iteration start afresh. Ignored on --resume, whose checkpoint holds the weights.
+    init_from: Optional[str] = None
     args: Dict[str, Any] = field(default_factory=dict)
 
 

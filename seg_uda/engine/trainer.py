@@ -13,6 +13,7 @@ import torch
 
 from ..builders import build_dataset, build_method, build_model, build_optimizers, build_source_sampler
 from ..config import Config
+from ..evaluation.checkpoint_model import init_model_from
 from ..evaluation.inference import autocast_context
 from ..methods.diagnostics import step_diagnostics
 from ..runtime import dist
@@ -48,7 +49,12 @@ class Trainer:
         if cfg.deterministic and self.device.type == "cuda":
             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
         seed_all(cfg.seed)  # identical initial weights on every rank
-        self.model = build_model(cfg).to(self.device)
+        self.model = build_model(cfg)
+        if cfg.model.init_from and not resume:  # before the method, which may copy the model (a mean teacher)
+            init_model_from(self.model, cfg.model.init_from, cfg.data.num_classes)
+            if self.is_main:
+                print(f"model: weights from {cfg.model.init_from} (model.init_from)", flush=True)
+        self.model = self.model.to(self.device)
         if cfg.model.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.method = build_method(cfg, self.model).to(self.device)

@@ -101,6 +101,27 @@ def load_state_into(model: nn.Module, state: Mapping[str, torch.Tensor], path: P
     model.load_state_dict(state, strict=True)
 
 
+def load_checkpoint_weights(model: nn.Module, ckpt: Mapping[str, Any], path: PathLike, num_classes: int) -> None:
+    """Strictly load a checkpoint's "model" weights (seg_uda or converted ADVENT, see `load_eval_checkpoint`)."""
+    state = ckpt["model"]
+    if ckpt.get("format") == ADVENT_FORMAT:  # files saved before PyTorch 0.4.1 have no BN batch counters
+        state = {**{k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")}, **state}
+    load_state_into(model, state, path, num_classes)
+
+
+def init_model_from(model: nn.Module, path: PathLike, num_classes: int) -> None:
+    """``model.init_from``: start training from the segmenter weights of a checkpoint (a seg_uda run's, e.g. a
+    source-only model to adapt, or a released ADVENT model); optimizer, schedule and iteration start afresh.
+    A missing, truncated or ill-fitting file raises a CheckpointError naming it."""
+    ckpt = load_eval_checkpoint(path)
+    n_ckpt = _checkpoint_num_classes(ckpt)
+    if n_ckpt is not None and n_ckpt != num_classes:
+        raise CheckpointMismatchError(f"model.init_from: checkpoint {path} was trained with num_classes={n_ckpt} "
+                                      f"but the config has data.num_classes={num_classes}")
+    with torch.no_grad():
+        load_checkpoint_weights(model, ckpt, path, num_classes)
+
+
 def load_model(
     cfg: Optional[Config],
     checkpoint_path: PathLike,
@@ -125,10 +146,7 @@ def load_model(
             f"data.num_classes={cfg.data.num_classes}"
         )
     model = build_model(inference_config(cfg))
-    state = ckpt["model"]
-    if ckpt.get("format") == ADVENT_FORMAT:  # files saved before PyTorch 0.4.1 have no BN batch counters
-        state = {**{k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")}, **state}
-    load_state_into(model, state, checkpoint_path, cfg.data.num_classes)
+    load_checkpoint_weights(model, ckpt, checkpoint_path, cfg.data.num_classes)
     model.to(device)
     if cfg.model.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -59,3 +59,11 @@ def test_demo_missing_config_folder(tmp_path):
     r = run_tool("demo.py", "--configs", MISSING, "--out", tmp_path / "demo")
     assert_one_line_naming(r, f"{MISSING}/source_only_lite0.yaml", "demo:")
     assert not (tmp_path / "demo").exists()  # nothing written before the check
+
+
+def test_train_missing_init_from(tmp_path):
+    missing = tmp_path / "no_such_model.pth"
+    r = run_tool("train.py", CONFIG, f"model.init_from={missing}", "--work-dir", tmp_path / "run", "--no-progress")
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines == [f"checkpoint error: checkpoint not found: {missing}"], r.stderr

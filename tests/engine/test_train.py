@@ -98,3 +98,63 @@ def test_cli_reports_config_typo_before_heavy_work(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "tools/train.py"), str(cfg)], capture_output=True, text=True)
     assert r.returncode == 2
     assert "optim.lr_head" in r.stderr and "head_lr_mult" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def source_checkpoint(synthcity, tmp_path_factory):
+    """A 2-iteration source-only run's final checkpoint (what model.init_from starts an adapted run from)."""
+    torch.set_num_threads(1)
+    work = tmp_path_factory.mktemp("init_source")
+    Trainer(tiny_cfg(synthcity, "source_only", max_iters=2), work_dir=work, progress=False).train()
+    return work / "checkpoints" / "last.pth"
+
+
+@pytest.mark.parametrize("method", ["minent", "self_training"])
+def test_init_from_starts_every_copy_of_the_model_from_the_checkpoint(synthcity, source_checkpoint, tmp_path, method):
+    torch.set_num_threads(1)
+    saved = torch.load(source_checkpoint, weights_only=True)["model"]
+    trainer = Trainer(tiny_cfg(synthcity, method, max_iters=2, model={"init_from": str(source_checkpoint)}),
+                      work_dir=tmp_path, progress=False)
+    assert trainer.iteration == 0 and not trainer.optimizer.state  # a fresh start, only the weights carried over
+    own = trainer.model.state_dict()
+    assert own.keys() == saved.keys() and all(torch.equal(own[k], saved[k]) for k in saved)
+    teacher = getattr(trainer.method, "teacher", None)  # self-training's mean teacher copies the initial student
+    if teacher is not None:
+        assert all(torch.equal(v, saved[k]) for k, v in teacher.state_dict().items())
+    plain = Trainer(tiny_cfg(synthcity, method, max_iters=2), work_dir=tmp_path / "plain", progress=False)
+    assert any(not torch.equal(v, own[k]) for k, v in plain.model.state_dict().items())  # init_from did the work
+
+
+def test_init_from_bad_file_names_it(synthcity, source_checkpoint, tmp_path):
+    from seg_uda.runtime.checkpoint import CheckpointError
+
+    torch.set_num_threads(1)
+    missing = tmp_path / "nothing.pth"
+    with pytest.raises(CheckpointError, match=f"not found: {missing}"):
+        Trainer(tiny_cfg(synthcity, "minent", model={"init_from": str(missing)}), work_dir=tmp_path / "a",
+                progress=False)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(source_checkpoint.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=f"cannot read checkpoint {cut}"):
+        Trainer(tiny_cfg(synthcity, "minent", model={"init_from": str(cut)}), work_dir=tmp_path / "b", progress=False)
+    cfg = tiny_cfg(synthcity, "minent", model={"init_from": str(source_checkpoint)})
+    cfg.data.num_classes = 7  # the checkpoint's model has 19 outputs
+    with pytest.raises(CheckpointError, match=f"init_from: checkpoint {source_checkpoint} was trained with "
+                                              "num_classes=19"):
+        Trainer(cfg, work_dir=tmp_path / "c", progress=False)
+
+
+@pytest.mark.slow
+def test_resume_ignores_init_from_and_matches_uninterrupted_run(synthcity, source_checkpoint, tmp_path):
+    torch.set_num_threads(1)
+    init = tmp_path / "init.pth"
+    init.write_bytes(source_checkpoint.read_bytes())
+    cfg = tiny_cfg(synthcity, "minent", max_iters=4, model={"init_from": str(init)})
+    full = Trainer(cfg, work_dir=tmp_path / "full", progress=False)
+    full.train()
+    Trainer(cfg, work_dir=tmp_path / "split", progress=False).train(until=2)
+    init.unlink()  # the checkpoint resumed from holds the weights: the init file is no longer needed
+    resumed = Trainer(cfg, work_dir=tmp_path / "split", resume=True, progress=False)
+    resumed.train()
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
