@@ -309,6 +309,12 @@ def table(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> str:
     note = ""
     if not any(r["key"] == "oracle" for r in rows) and any(r["gap_closed"] is not None for r in rows):
         note = " The gap closed is to the oracle's mean over its own seeds (0 / 1 / 2)."
+    labels = {r["key"]: r["label"] for r in doc["rows"]}
+    for base in dict.fromkeys(BASELINE[r["key"]] for r in rows if r["key"] in BASELINE):  # e.g. the two-stage rows
+        keys = [r["key"] for r in rows if BASELINE.get(r["key"]) == base]
+        oracles = sorted({ORACLE.get(k, "oracle") for k in keys})
+        note += (f" The paired Δ of the rows {', '.join(keys)} is to `{base}` ({labels.get(base, base)}) of the same "
+                 f"seed, and their gap closed is between its mean and {' / '.join(f'`{o}`' for o in oracles)}'s.")
     return "\n".join(lines) + f"\n\nmIoU per seed ({' / '.join(map(str, shown))}): {per_seed_text}.{note}\n"
 
 

@@ -338,3 +338,27 @@ def test_curve_label_free_table_reads_cached_scores_and_skips_unfinished_budgets
     assert len(lines) == 3
     assert lines[2] == ("| 600 | 0 / 1 | 0.300 / 0.500 (mean 0.400) | 0.400 / 0.450 (mean 0.425) | "
                         "0.200 / 0.100 (mean 0.150) | 0.350 / 0.250 (mean 0.300) |")
+
+
+def test_synthcity_results_two_stage_rows(tmp_path):
+    """The two-stage rows start from the source-only run of their own seed, and are compared with their control."""
+    import synthcity_results as sr
+
+    cmds = sr.pending_commands(["minent_cp_ft"], [2], str(tmp_path))
+    assert cmds == [f"tools/train.py configs/synthcity/minent_cp_lite0.yaml seed=2 "
+                    f"model.init_from={tmp_path}/source_only_s2/checkpoints/last.pth "
+                    f"--work-dir {tmp_path}/minent_cp_ft_s2 --no-progress > {tmp_path}/minent_cp_ft_s2.log 2>&1"]
+    runs = tmp_path / "runs"
+    for key, mious in {"source_only": (0.10, 0.20), "source_only_ft": (0.12, 0.21), "minent_cp_ft": (0.15, 0.20),
+                       "curve1200_oracle": (0.32, 0.32), "oracle": (0.30, 0.30)}.items():
+        for seed, miou in enumerate(mious):
+            d = runs / f"{key}_s{seed}"
+            d.mkdir(parents=True)
+            (d / "final_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"road": miou}}))
+            (d / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
+    rows = {r["key"]: r for r in sr.summarize(sr.collect(runs, [0, 1]))}
+    assert rows["minent_cp_ft"]["paired"] == pytest.approx([3.0, -1.0])  # to the control, not to source-only
+    assert rows["source_only_ft"]["paired"] == pytest.approx([2.0, 1.0])
+    assert rows["minent_cp_ft"]["gap_closed"] == pytest.approx((17.5 - 16.5) / (32.0 - 16.5))  # 1,200-iteration oracle
+    text = sr.table(sr.collect(runs, [0, 1]))
+    assert "The paired Δ of the rows minent_cp_ft is to `source_only_ft`" in text and "`curve1200_oracle`" in text
