@@ -362,3 +362,18 @@ def test_synthcity_results_two_stage_rows(tmp_path):
     assert rows["minent_cp_ft"]["gap_closed"] == pytest.approx((17.5 - 16.5) / (32.0 - 16.5))  # 1,200-iteration oracle
     text = sr.table(sr.collect(runs, [0, 1]))
     assert "The paired Δ of the rows minent_cp_ft is to `source_only_ft`" in text and "`curve1200_oracle`" in text
+
+
+def test_diagnostics_summary_on_hand_made_records(tmp_path):
+    import diagnostics_summary as ds
+
+    recs = [{"kind": "diag", "iter": i, "disc_acc_main_src": a, "disc_acc_main_tgt": b, "gradratio_adv_backbone": g,
+             "entropy_src": 0.2, "entropy_tgt": e, "hist_tv_tgt_pred_vs_src_label": tv}
+            for i, a, b, g, e, tv in [(25, 1.0, 0.0, 0.9, 0.5, 0.9), (50, 1.0, 0.5, 0.1, 0.4, 0.5),
+                                      (75, 0.5, 0.5, 0.3, 0.3, 0.4), (100, 0.9, 0.7, 0.2, 0.1, 0.3)]]
+    s = ds.summarize_run(recs)
+    assert s["disc_acc_main"] == pytest.approx((0.5 + 0.5 + 0.9 + 0.7) / 4)  # iterations 75 and 100: the 2nd half
+    assert s["gradratio_adv"] == pytest.approx(0.25) and s["disc_acc_aux"] is None and s["gradratio_ent"] is None
+    assert (s["entropy_tgt"], s["tv"], s["iter"]) == (0.1, 0.3, 100)
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert "| 100 | 0.650 | - | 0.250 |" in ds.table([tmp_path])
