@@ -361,7 +361,11 @@ def test_synthcity_results_two_stage_rows(tmp_path):
     assert rows["source_only_ft"]["paired"] == pytest.approx([2.0, 1.0])
     assert rows["minent_cp_ft"]["gap_closed"] == pytest.approx((17.5 - 16.5) / (32.0 - 16.5))  # 1,200-iteration oracle
     text = sr.table(sr.collect(runs, [0, 1]))
-    assert "The paired Δ of the rows minent_cp_ft is to `source_only_ft`" in text and "`curve1200_oracle`" in text
+    assert "The paired Δ of the rows minent_cp_ft is to `source_only_ft`" in text
+    assert "The gap closed of the rows source_only_ft, minent_cp_ft is to `curve1200_oracle`" in text
+    ft = next(line for line in text.splitlines() if line.startswith("| two-stage: MinEnt"))
+    assert "| 6% |" in ft  # (17.5 - 16.5) / (32.0 - 16.5), with the 1,200-iteration oracle left out of the table
+    assert "curve1200" not in text.split("\n\n")[0]
 
 
 def test_diagnostics_summary_on_hand_made_records(tmp_path):
