@@ -311,7 +311,8 @@ def table(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> str:
     labels = {r["key"]: r["label"] for r in doc["rows"]}
     for base in dict.fromkeys(BASELINE[r["key"]] for r in rows if r["key"] in BASELINE):  # e.g. the two-stage rows
         keys = [r["key"] for r in rows if BASELINE.get(r["key"]) == base]
-        note += f" The paired Δ of the rows {', '.join(keys)} is to `{base}` ({labels.get(base, base)}) of the same seed."
+        note += (f" The paired Δ of the rows {', '.join(keys)} is to `{base}` ({labels.get(base, base)}) of the "
+                 "same seed.")
     for orc in dict.fromkeys(ORACLE[r["key"]] for r in rows if r["key"] in ORACLE):  # e.g. 1,200 iterations in all
         keys = [r["key"] for r in rows if ORACLE.get(r["key"]) == orc]
         note += f" The gap closed of the rows {', '.join(keys)} is to `{orc}` ({labels.get(orc, orc)})."
