@@ -102,7 +102,12 @@ def load_state_into(model: nn.Module, state: Mapping[str, torch.Tensor], path: P
 
 
 def load_checkpoint_weights(model: nn.Module, ckpt: Mapping[str, Any], path: PathLike, num_classes: int) -> None:
-    """Strictly load a checkpoint's "model" weights (seg_uda or converted ADVENT, see `load_eval_checkpoint`)."""
+    """Strictly load a checkpoint's "model" weights (seg_uda or converted ADVENT, see `load_eval_checkpoint`) into
+    a model of ``num_classes`` (data.num_classes); a checkpoint trained with another count is named first."""
+    n_ckpt = _checkpoint_num_classes(ckpt)
+    if n_ckpt is not None and n_ckpt != num_classes:
+        raise CheckpointMismatchError(f"checkpoint {path} was trained with num_classes={n_ckpt} but the config has "
+                                      f"data.num_classes={num_classes}")
     state = ckpt["model"]
     if ckpt.get("format") == ADVENT_FORMAT:  # files saved before PyTorch 0.4.1 have no BN batch counters
         state = {**{k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")}, **state}
@@ -113,13 +118,7 @@ def init_model_from(model: nn.Module, path: PathLike, num_classes: int) -> None:
     """``model.init_from``: start training from the segmenter weights of a checkpoint (a seg_uda run's, e.g. a
     source-only model to adapt, or a released ADVENT model); optimizer, schedule and iteration start afresh.
     A missing, truncated or ill-fitting file raises a CheckpointError naming it."""
-    ckpt = load_eval_checkpoint(path)
-    n_ckpt = _checkpoint_num_classes(ckpt)
-    if n_ckpt is not None and n_ckpt != num_classes:
-        raise CheckpointMismatchError(f"model.init_from: checkpoint {path} was trained with num_classes={n_ckpt} "
-                                      f"but the config has data.num_classes={num_classes}")
-    with torch.no_grad():
-        load_checkpoint_weights(model, ckpt, path, num_classes)
+    load_checkpoint_weights(model, load_eval_checkpoint(path), path, num_classes)
 
 
 def load_model(
@@ -139,12 +138,6 @@ def load_model(
     ckpt = load_eval_checkpoint(checkpoint_path) if checkpoint is None else checkpoint
     if cfg is None:
         cfg = config_from_checkpoint(ckpt, checkpoint_path, overrides)
-    n_ckpt = _checkpoint_num_classes(ckpt)
-    if n_ckpt is not None and n_ckpt != cfg.data.num_classes:
-        raise CheckpointMismatchError(
-            f"checkpoint {checkpoint_path} was trained with num_classes={n_ckpt} but the config has "
-            f"data.num_classes={cfg.data.num_classes}"
-        )
     model = build_model(inference_config(cfg))
     load_checkpoint_weights(model, ckpt, checkpoint_path, cfg.data.num_classes)
     model.to(device)
