@@ -309,13 +309,10 @@ def table(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> str:
     if not any(r["key"] == "oracle" for r in rows) and any(r["gap_closed"] is not None for r in rows):
         note = " The gap closed is to the oracle's mean over its own seeds (0 / 1 / 2)."
     labels = {r["key"]: r["label"] for r in doc["rows"]}
-    for base in dict.fromkeys(BASELINE[r["key"]] for r in rows if r["key"] in BASELINE):  # e.g. the two-stage rows
-        keys = [r["key"] for r in rows if BASELINE.get(r["key"]) == base]
-        note += (f" The paired Δ of the rows {', '.join(keys)} is to `{base}` ({labels.get(base, base)}) of the "
-                 "same seed.")
-    for orc in dict.fromkeys(ORACLE[r["key"]] for r in rows if r["key"] in ORACLE):  # e.g. 1,200 iterations in all
-        keys = [r["key"] for r in rows if ORACLE.get(r["key"]) == orc]
-        note += f" The gap closed of the rows {', '.join(keys)} is to `{orc}` ({labels.get(orc, orc)})."
+    for mapping, what, tail in ((BASELINE, "paired Δ", " of the same seed"), (ORACLE, "gap closed", "")):
+        for other in dict.fromkeys(mapping[r["key"]] for r in rows if r["key"] in mapping):  # e.g. two-stage rows
+            keys = [r["key"] for r in rows if mapping.get(r["key"]) == other]
+            note += f" The {what} of the rows {', '.join(keys)} is to `{other}` ({labels.get(other, other)}){tail}."
     return "\n".join(lines) + f"\n\nmIoU per seed ({' / '.join(map(str, shown))}): {per_seed_text}.{note}\n"
 
 

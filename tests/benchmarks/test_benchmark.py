@@ -173,18 +173,25 @@ def test_synthcity_results_run_time_of_a_resumed_run(tmp_path):
     assert sr._run_minutes(tmp_path) == 1.5  # not resumed: the last record's time
 
 
+def fake_run(runs: Path, key: str, seed: int, miou: float, iou=None, seconds: float = 90.0) -> Path:
+    """A finished run folder as bench/synthcity_results.py reads it: final metrics, and (except for an ensemble,
+    which has no config or log of its own) the resolved config's seed and a metrics.jsonl ending at ``seconds``."""
+    d = runs / f"{key}_s{seed}"
+    d.mkdir(parents=True)
+    (d / "final_metrics.json").write_text(json.dumps({"miou": miou, "iou": iou or {"road": miou}}))
+    if not key.startswith("ensemble"):
+        (d / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "data": {"batch_size": 4}}))
+        (d / "metrics.jsonl").write_text(json.dumps({"kind": "train", "iter": 1, "time": seconds}) + "\n")
+    return d
+
+
 def test_synthcity_results_collect_and_table(tmp_path, capsys):
     import synthcity_results as sr
 
     runs = tmp_path / "runs"
 
     def run(key: str, seed: int, miou: float, road: float) -> None:
-        d = runs / f"{key}_s{seed}"
-        d.mkdir(parents=True)
-        (d / "final_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"road": road, "sky": miou}}))
-        if not key.startswith("ensemble"):  # an ensemble has no config or log of its own
-            (d / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "data": {"batch_size": 4}}))
-            (d / "metrics.jsonl").write_text(json.dumps({"kind": "train", "iter": 1, "time": 90.0}) + "\n")
+        fake_run(runs, key, seed, miou, {"road": road, "sky": miou})
 
     for seed, (s, o, a, e) in enumerate([(0.10, 0.35, 0.14, 0.15), (0.20, 0.40, 0.26, 0.22)]):
         run("source_only", seed, s, 0.5)
@@ -293,13 +300,9 @@ def test_synthcity_learning_curve_table(tmp_path):
                             ("curve1200_source_only", 0, 0.15), ("curve1200_self_training", 0, 0.19),
                             ("curve1200_oracle", 0, 0.31), ("curve1200_source_only", 1, 0.16),
                             ("curve300_source_only", 0, 0.1)):
-        d = runs / f"{key}_s{seed}"
-        d.mkdir(parents=True)
-        (d / "final_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"road": miou}}))
+        d = fake_run(runs, key, seed, miou, seconds=1200.0 + 60 * seed)
         if key.endswith("self_training"):
             (d / "final_metrics_teacher.json").write_text(json.dumps({"miou": miou + 0.001, "iou": {"road": miou}}))
-        (d / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
-        (d / "metrics.jsonl").write_text(json.dumps({"kind": "eval", "iter": 1, "time": 1200.0 + 60 * seed}) + "\n")
     doc = sr.collect(runs, [0, 1])
     lines = sr.curve_table(doc, [0, 1]).splitlines()
     # 600: source-only 13 ± 1.41, student 16.5 ± 0.71, oracle 29 ± 1.41, paired +3.0 / +4.0, gap 3.5 / (29 - 13);
@@ -352,15 +355,13 @@ def test_synthcity_results_two_stage_rows(tmp_path):
     for key, mious in {"source_only": (0.10, 0.20), "source_only_ft": (0.12, 0.21), "minent_cp_ft": (0.15, 0.20),
                        "curve1200_oracle": (0.32, 0.32), "oracle": (0.30, 0.30)}.items():
         for seed, miou in enumerate(mious):
-            d = runs / f"{key}_s{seed}"
-            d.mkdir(parents=True)
-            (d / "final_metrics.json").write_text(json.dumps({"miou": miou, "iou": {"road": miou}}))
-            (d / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
-    rows = {r["key"]: r for r in sr.summarize(sr.collect(runs, [0, 1]))}
+            fake_run(runs, key, seed, miou)
+    doc = sr.collect(runs, [0, 1])
+    rows = {r["key"]: r for r in sr.summarize(doc)}
     assert rows["minent_cp_ft"]["paired"] == pytest.approx([3.0, -1.0])  # to the control, not to source-only
     assert rows["source_only_ft"]["paired"] == pytest.approx([2.0, 1.0])
     assert rows["minent_cp_ft"]["gap_closed"] == pytest.approx((17.5 - 16.5) / (32.0 - 16.5))  # 1,200-iteration oracle
-    text = sr.table(sr.collect(runs, [0, 1]))
+    text = sr.table(doc)
     assert "The paired Δ of the rows minent_cp_ft is to `source_only_ft`" in text
     assert "The gap closed of the rows source_only_ft, minent_cp_ft is to `curve1200_oracle`" in text
     ft = next(line for line in text.splitlines() if line.startswith("| two-stage: MinEnt"))

@@ -101,12 +101,9 @@ def test_cli_reports_config_typo_before_heavy_work(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def source_checkpoint(synthcity, tmp_path_factory):
-    """A 2-iteration source-only run's final checkpoint (what model.init_from starts an adapted run from)."""
-    torch.set_num_threads(1)
-    work = tmp_path_factory.mktemp("init_source")
-    Trainer(tiny_cfg(synthcity, "source_only", max_iters=2), work_dir=work, progress=False).train()
-    return work / "checkpoints" / "last.pth"
+def source_checkpoint(trained):
+    """conftest's 2-iteration source-only run's final checkpoint (what model.init_from starts an adapted run from)."""
+    return trained[2] / "checkpoints" / "last.pth"
 
 
 @pytest.mark.parametrize("method", ["minent", "self_training"])
