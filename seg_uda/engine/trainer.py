@@ -58,6 +58,8 @@ class Trainer:
         if cfg.model.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.method = build_method(cfg, self.model).to(self.device)
+        if cfg.model.channels_last:  # its discriminators too: ADVENT's ran 1.7x faster in bf16 (docs/speed.md)
+            self.method = self.method.to(memory_format=torch.channels_last)
         self.optimizer, self.d_optimizer = build_optimizers(cfg, self.model, self.method)
         self.scheduler = build_poly_lr(cfg, self.optimizer, self.d_optimizer)  # D too when optim.disc_poly
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")

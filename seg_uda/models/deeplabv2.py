@@ -17,14 +17,59 @@ ASPP_IMPLS: Tuple[str, ...] = ("conv", "gemm")
 GEMM over all 9 x len(dilations) taps followed by shifted adds (`summed_dilated_conv3x3_gemm`)."""
 
 
+def _tap_shifts(h: int, w: int, dilations: Sequence[int]) -> Tuple[Tuple[int, ...], ...]:
+    """(tap, y0, y1, x0, x1, dy, dx) of every 3x3 tap of every branch that overlaps an h x w map: output rows
+    y0:y1 and columns x0:x1 read the tap's map at (y + dy, x + dx)."""
+    shifts = []
+    for b, d in enumerate(dilations):
+        for ky in range(3):
+            dy = (ky - 1) * d
+            y0, y1 = max(0, -dy), min(h, h - dy)
+            for kx in range(3):
+                dx = (kx - 1) * d
+                x0, x1 = max(0, -dx), min(w, w - dx)
+                if y0 < y1 and x0 < x1:
+                    shifts.append((9 * b + 3 * ky + kx, y0, y1, x0, x1, dy, dx))
+    return tuple(shifts)
+
+
+class _ShiftedTapSum(torch.autograd.Function):
+    """``out[n, y, x] = init + sum_t z[n, y + dy_t, x + dx_t, t]`` over the taps' shifts, in ``init``'s dtype.
+
+    Autograd of the same in-place slice adds allocates and zero-fills a gradient of ``z``'s full size per tap and
+    adds them up (36 of each per classifier); here each tap's gradient is one slice copy into a single buffer.
+    Forward and gradients are bitwise those of the plain slice adds.
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, init: torch.Tensor, shifts: Tuple[Tuple[int, ...], ...]) -> torch.Tensor:
+        n, h, w, _, k = z.shape
+        out = init.expand(n, h, w, k).clone()
+        for tap, y0, y1, x0, x1, dy, dx in shifts:
+            out[:, y0:y1, x0:x1] += z[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx, tap]
+        ctx.shifts, ctx.z_shape, ctx.z_dtype, ctx.init_shape = shifts, z.shape, z.dtype, init.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad_z = grad_init = None
+        if ctx.needs_input_grad[0]:
+            grad_z = grad.new_zeros(ctx.z_shape, dtype=ctx.z_dtype)
+            for tap, y0, y1, x0, x1, dy, dx in ctx.shifts:
+                grad_z[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx, tap] = grad[:, y0:y1, x0:x1]
+        if ctx.needs_input_grad[1]:
+            grad_init = grad.contiguous().sum_to_size(ctx.init_shape)  # summed in the layout autograd sums it in
+        return grad_z, grad_init, None
+
+
 def summed_dilated_conv3x3_gemm(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
                                 dilations: Sequence[int]) -> torch.Tensor:
     """``sum_i conv2d(x, weights[i], biases[i], padding=d_i, dilation=d_i)`` for 3x3 kernels, as one GEMM.
 
     Every tap of every branch is a 1x1 convolution of ``x`` read at an offset, so all taps are one matrix
     product ``x[NHW, C] @ W[C, taps * classes]`` followed by a shifted sum of the per-tap maps (taps that fall
-    outside the map contribute zero, exactly as the zero padding does). With few output channels (19 classes)
-    oneDNN's dilated convolutions run at a few percent of the GEMM peak; this single GEMM does not.
+    outside the map contribute zero, exactly as the zero padding does; `_ShiftedTapSum`). With few output
+    channels (19 classes) oneDNN's dilated convolutions run at a few percent of the GEMM peak; this GEMM does not.
     The shifted sum accumulates in float32 (at least); the result is channels-last when ``x`` is.
     """
     n, c, h, w = x.shape
@@ -32,21 +77,8 @@ def summed_dilated_conv3x3_gemm(x: torch.Tensor, weights: Sequence[torch.Tensor]
     taps = 9 * len(weights)
     w_all = torch.cat([wt.permute(2, 3, 0, 1).reshape(9 * k, c) for wt in weights])  # rows: branch, ky, kx, class
     z = (x.permute(0, 2, 3, 1).reshape(n * h * w, c) @ w_all.t()).view(n, h, w, taps, k)
-    acc_dtype = torch.promote_types(z.dtype, torch.float32)
-    out = torch.stack(list(biases)).sum(0).to(acc_dtype).expand(n, h, w, k).clone()
-    for b, d in enumerate(dilations):
-        for ky in range(3):
-            dy = (ky - 1) * d
-            y0, y1 = max(0, -dy), min(h, h - dy)
-            if y0 >= y1:
-                continue
-            for kx in range(3):
-                dx = (kx - 1) * d
-                x0, x1 = max(0, -dx), min(w, w - dx)
-                if x0 >= x1:
-                    continue
-                out[:, y0:y1, x0:x1] += z[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx, 9 * b + 3 * ky + kx]
-    out = out.permute(0, 3, 1, 2)
+    init = torch.stack(list(biases)).sum(0).to(torch.promote_types(z.dtype, torch.float32))
+    out = _ShiftedTapSum.apply(z, init, _tap_shifts(h, w, dilations)).permute(0, 3, 1, 2)
     return out if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else out.contiguous()
 
 

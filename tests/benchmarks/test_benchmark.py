@@ -17,13 +17,13 @@ from seg_uda.benchmarks.reference import ReferenceTrainer, reference_advent_step
 from seg_uda.engine.trainer import Trainer
 
 
-def _cfg(method: str, aspp_impl: str = "conv", **optim) -> object:
+def _cfg(method: str, aspp_impl: str = "conv", channels_last: bool = False, **optim) -> object:
     return config_from_dict({
         "name": f"bench_{method}", "seed": 0, "device": "cpu",
         "data": {"source": {"type": "gta5", "root": "unused"}, "target": {"type": "cityscapes", "root": "unused"},
                  "val": None, "source_size": [64, 48], "target_size": [64, 32], "num_classes": 5},
         "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True,
-                  "bn_policy": "frozen", "aspp_impl": aspp_impl},
+                  "bn_policy": "frozen", "aspp_impl": aspp_impl, "channels_last": channels_last},
         "method": {"name": method},
         "optim": {"lr": 1e-2, **optim},
         "schedule": {"max_iters": 10, "amp": "none"},
@@ -31,18 +31,23 @@ def _cfg(method: str, aspp_impl: str = "conv", **optim) -> object:
 
 
 def _trainer(cfg, tmp_path: Path, name: str, loop: str = "trainer") -> Trainer:
-    return bench_trainer(cfg, loop, synthetic_batches(cfg, torch.device("cpu"), False), work_dir=tmp_path / name,
-                         progress=False)
+    return bench_trainer(cfg, loop, synthetic_batches(cfg, torch.device("cpu"), cfg.model.channels_last),
+                         work_dir=tmp_path / name, progress=False)
 
 
-@pytest.mark.slow  # 5 cases x 2 trainers x 2 iterations
-@pytest.mark.parametrize("method,aspp_impl", [("source_only", "conv"), ("minent", "conv"), ("advent", "conv"),
-                                              ("advent_minent", "conv"), ("advent", "gemm")])
-def test_reference_loop_equals_trainer_step_in_fp32(method, aspp_impl, tmp_path):
+@pytest.mark.slow  # 6 cases x 2 trainers x 2 iterations
+@pytest.mark.parametrize("method,aspp_impl,channels_last", [
+    ("source_only", "conv", False), ("minent", "conv", False), ("advent", "conv", False),
+    ("advent_minent", "conv", False), ("advent", "gemm", False), ("advent", "gemm", True)])
+def test_reference_loop_equals_trainer_step_in_fp32(method, aspp_impl, channels_last, tmp_path):
     """ADVENT's separate-backward FP32 loop and Trainer.run_step compute the same losses and the same update
-    (also with our loop's classifiers as one GEMM; the reference keeps the per-branch convolutions)."""
+    (also with our loop's classifiers as one GEMM, and with the model and discriminators channels-last as the
+    ResNet-101 configs run them; the reference keeps the per-branch convolutions and NCHW)."""
     torch.set_num_threads(1)
-    ours = _trainer(_cfg(method, aspp_impl, grad_clip=1.0), tmp_path, "ours")
+    ours = _trainer(_cfg(method, aspp_impl, channels_last, grad_clip=1.0), tmp_path, "ours")
+    if channels_last:
+        assert all(p.is_contiguous(memory_format=torch.channels_last)
+                   for p in ours.method.discriminator_parameters() if p.dim() == 4)
     ref = _trainer(_cfg(method, "conv", grad_clip=1.0), tmp_path, "ref")
     for it in range(2):
         a = ours.run_step()
@@ -56,7 +61,8 @@ def test_reference_loop_equals_trainer_step_in_fp32(method, aspp_impl, tmp_path)
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=n)
     if ours.d_optimizer is not None:
         for p, q in zip(ours.method.discriminator_parameters(), ref.method.discriminator_parameters()):
-            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+            # Adam divides by sqrt(v): on near-zero gradients it turns rounding into up to ~2% of a 1e-4 step
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=5e-6)
 
 
 def test_reference_trainer_uses_the_paper_codes_convolutions(tmp_path):

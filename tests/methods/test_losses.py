@@ -80,6 +80,16 @@ def test_upsample_uses_align_corners_true() -> None:
     assert torch.allclose(up.flatten(), torch.tensor([0.0, 2 / 3, 4 / 3, 2.0]))
 
 
+def test_upsample_returns_nchw_for_channels_last_logits() -> None:
+    # channels_last logits (the bf16 ResNet-101 configs) are upsampled in NCHW, so that the softmax and the
+    # entropy maps that follow run on contiguous tensors instead of copying ~10 MB each; values as from NCHW.
+    logits = torch.randn(2, 19, 5, 7)
+    cl = logits.contiguous(memory_format=torch.channels_last)
+    up = upsample_logits(cl, (20, 28))
+    assert up.is_contiguous()
+    assert torch.equal(up, upsample_logits(logits, (20, 28)))
+
+
 def test_seg_loss_upsamples_and_ignores_255() -> None:
     # A 1x1 logit map [log 3, 0] is constant after upsampling to 2x2: softmax = [3/4, 1/4].
     # Labels [[0, 1], [255, 255]]: CE = -log(3/4) and -log(1/4); ignored pixels excluded -> mean of the two.

@@ -9,6 +9,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from seg_uda.models import (ASPP_IMPLS, MODELS, ASPPClassifier, DeepLabV2, DeepLabV3Plus, DomainClassifier,
                             FCDiscriminator, build_model, list_models, set_aspp_impl)
 from seg_uda.models.batchnorm import BN_POLICIES, apply_bn_policy, is_batchnorm
+from seg_uda.models.deeplabv2 import _ShiftedTapSum, _tap_shifts
 
 torch.set_num_threads(1)
 SMALL_ENCODERS = ["resnet18", "tf_efficientnet_lite0"]
@@ -141,6 +142,40 @@ def test_aspp_gemm_equals_dilated_convs(channels_last: bool, size: tuple) -> Non
         assert y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     for a, b in zip(results["conv"], results["gemm"]):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def _slice_add_sum(z: torch.Tensor, init: torch.Tensor, shifts: tuple) -> torch.Tensor:
+    """The shifted sum written as plain autograd slice adds: the oracle for `_ShiftedTapSum`."""
+    n, h, w, _, k = z.shape
+    out = init.expand(n, h, w, k).clone()
+    for tap, y0, y1, x0, x1, dy, dx in shifts:
+        out[:, y0:y1, x0:x1] += z[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx, tap]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_shifted_tap_sum_gradients_are_autograds(dtype: torch.dtype) -> None:
+    """The custom backward of the GEMM classifier's shifted sum gives autograd's gradients bit for bit (bf16 maps
+    into a float32 sum, as under autocast), and passes gradcheck in float64."""
+    h, w, dilations = 11, 14, (2, 6, 12)  # 12 falls off the 11-row map: those taps are skipped
+    shifts = _tap_shifts(h, w, dilations)
+    assert len(shifts) < 9 * len(dilations)
+    gen = torch.Generator().manual_seed(0)
+    z0 = torch.randn(2, h, w, 9 * len(dilations), 3, generator=gen).to(dtype)
+    init0 = torch.randn(3, generator=gen, dtype=torch.promote_types(dtype, torch.float32))
+    g = torch.randn(2, 3, h, w, generator=gen, dtype=init0.dtype)
+    results = []
+    for fn in (_slice_add_sum, _ShiftedTapSum.apply):
+        z, init = z0.clone().requires_grad_(), init0.clone().requires_grad_()
+        out = fn(z, init, shifts)
+        (out.permute(0, 3, 1, 2) * g).sum().backward()  # the classifier's NCHW view, as in the model
+        results.append((out, z.grad, init.grad))
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    if dtype == torch.float64:
+        z, init = z0[:1, :, :6].clone().requires_grad_(), init0.clone().requires_grad_()
+        assert torch.autograd.gradcheck(lambda a, b: _ShiftedTapSum.apply(a, b, _tap_shifts(h, 6, dilations)),
+                                        (z, init))
 
 
 def test_aspp_gemm_under_bf16_autocast_matches_fp32() -> None:
