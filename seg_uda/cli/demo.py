@@ -3,7 +3,8 @@
 1. generate SynthCity (skipped when DATA already holds a complete set),
 2. train source-only and MinEnt with ADVENT's class-ratio prior (or the ``--method`` given) on protocol v2
    (docs/synthcity_protocol.md), the two runs side by side with one thread each, which is how the README
-   table's runs were made, so seed 0 gives the table's seed-0 numbers,
+   table's runs were made, so seed 0 gives the table's seed-0 numbers on the CPU model they were measured on
+   (oneDNN picks its kernels per CPU, and another CPU's round differently),
 3. read both final evaluations (the trainer scores the final weights once; no second evaluation),
 4. write the HTML report: per-class IoU chart, side-by-side target predictions of the two models, the
    alignment diagnostics; print both mIoUs, the gain and each stage's time.
