@@ -95,14 +95,19 @@ def test_constant_discriminator_lr_unless_disc_poly(synthcity, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_keeps_the_discriminator_schedule_exact(synthcity, tmp_path):
+@pytest.mark.parametrize("paper_layout", [False, True])
+def test_resume_keeps_the_discriminator_schedule_exact(paper_layout, synthcity, tmp_path):
+    """Also as the ResNet-101 configs run (bf16, channels-last model and discriminators, GEMM classifiers)."""
     torch.set_num_threads(1)
-    cfg = tiny_cfg(synthcity)
+    cfg = (tiny_cfg(synthcity, model={"channels_last": True, "aspp_impl": "gemm"}, schedule={"amp": "bf16"})
+           if paper_layout else tiny_cfg(synthcity))
     full = Trainer(cfg, work_dir=tmp_path / "full", progress=False)
     full.train()
     Trainer(cfg, work_dir=tmp_path / "split", progress=False).train(until=2)
     resumed = Trainer(cfg, work_dir=tmp_path / "split", resume=True, progress=False)
     assert resumed.iteration == 2
+    assert all(p.is_contiguous(memory_format=torch.channels_last) == paper_layout
+               for p in resumed.method.discriminator_parameters() if p.dim() == 4)
     resumed.train()
     for a, b in ((full.optimizer, resumed.optimizer), (full.d_optimizer, resumed.d_optimizer)):
         assert [g["lr"] for g in a.param_groups] == [g["lr"] for g in b.param_groups]
