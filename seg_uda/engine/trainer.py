@@ -55,10 +55,9 @@ class Trainer:
             if self.is_main:
                 print(f"model: weights from {cfg.model.init_from} (model.init_from)", flush=True)
         self.model = self.model.to(self.device)
-        if cfg.model.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
         self.method = build_method(cfg, self.model).to(self.device)
-        if cfg.model.channels_last:  # its discriminators too: ADVENT's ran 1.7x faster in bf16 (docs/speed.md)
+        if cfg.model.channels_last:  # the method's modules too: ADVENT's D ran 1.7x faster in bf16 (docs/speed.md)
+            self.model = self.model.to(memory_format=torch.channels_last)
             self.method = self.method.to(memory_format=torch.channels_last)
         self.optimizer, self.d_optimizer = build_optimizers(cfg, self.model, self.method)
         self.scheduler = build_poly_lr(cfg, self.optimizer, self.d_optimizer)  # D too when optim.disc_poly

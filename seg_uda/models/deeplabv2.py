@@ -33,22 +33,28 @@ def _tap_shifts(h: int, w: int, dilations: Sequence[int]) -> Tuple[Tuple[int, ..
     return tuple(shifts)
 
 
-class _ShiftedTapSum(torch.autograd.Function):
-    """``out[n, y, x] = init + sum_t z[n, y + dy_t, x + dx_t, t]`` over the taps' shifts, in ``init``'s dtype.
+def _shifted_sum(z: torch.Tensor, init: torch.Tensor, shifts: Tuple[Tuple[int, ...], ...]) -> torch.Tensor:
+    """``out[n, y, x] = init + sum_t z[n, y + dy_t, x + dx_t, t]`` over the taps' shifts (`_tap_shifts`), as
+    in-place slice adds in ``init``'s dtype; `_ShiftedTapSum` is the same with a cheaper backward."""
+    n, h, w, _, k = z.shape
+    out = init.expand(n, h, w, k).clone()
+    for tap, y0, y1, x0, x1, dy, dx in shifts:
+        out[:, y0:y1, x0:x1] += z[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx, tap]
+    return out
 
-    Autograd of the same in-place slice adds allocates and zero-fills a gradient of ``z``'s full size per tap and
-    adds them up (36 of each per classifier); here each tap's gradient is one slice copy into a single buffer.
+
+class _ShiftedTapSum(torch.autograd.Function):
+    """`_shifted_sum` with its own backward.
+
+    Autograd of `_shifted_sum`'s in-place slice adds allocates and zero-fills a gradient of ``z``'s full size per
+    tap and adds them up (36 of each per classifier); here each tap's gradient is one slice copy into one buffer.
     Forward and gradients are bitwise those of the plain slice adds.
     """
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, init: torch.Tensor, shifts: Tuple[Tuple[int, ...], ...]) -> torch.Tensor:
-        n, h, w, _, k = z.shape
-        out = init.expand(n, h, w, k).clone()
-        for tap, y0, y1, x0, x1, dy, dx in shifts:
-            out[:, y0:y1, x0:x1] += z[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx, tap]
         ctx.shifts, ctx.z_shape, ctx.z_dtype, ctx.init_shape = shifts, z.shape, z.dtype, init.shape
-        return out
+        return _shifted_sum(z, init, shifts)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

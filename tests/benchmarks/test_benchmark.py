@@ -61,8 +61,9 @@ def test_reference_loop_equals_trainer_step_in_fp32(method, aspp_impl, channels_
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=n)
     if ours.d_optimizer is not None:
         for p, q in zip(ours.method.discriminator_parameters(), ref.method.discriminator_parameters()):
-            # Adam divides by sqrt(v): on near-zero gradients it turns rounding into up to ~2% of a 1e-4 step
-            torch.testing.assert_close(p, q, rtol=1e-4, atol=5e-6)
+            # channels-last convolutions round differently, and Adam divides by sqrt(v): on near-zero gradients
+            # that rounding becomes up to ~2% of a 1e-4 step
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=5e-6 if channels_last else 1e-6)
 
 
 def test_reference_trainer_uses_the_paper_codes_convolutions(tmp_path):

@@ -9,7 +9,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from seg_uda.models import (ASPP_IMPLS, MODELS, ASPPClassifier, DeepLabV2, DeepLabV3Plus, DomainClassifier,
                             FCDiscriminator, build_model, list_models, set_aspp_impl)
 from seg_uda.models.batchnorm import BN_POLICIES, apply_bn_policy, is_batchnorm
-from seg_uda.models.deeplabv2 import _ShiftedTapSum, _tap_shifts
+from seg_uda.models.deeplabv2 import _shifted_sum, _ShiftedTapSum, _tap_shifts
 
 torch.set_num_threads(1)
 SMALL_ENCODERS = ["resnet18", "tf_efficientnet_lite0"]
@@ -144,15 +144,6 @@ def test_aspp_gemm_equals_dilated_convs(channels_last: bool, size: tuple) -> Non
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-def _slice_add_sum(z: torch.Tensor, init: torch.Tensor, shifts: tuple) -> torch.Tensor:
-    """The shifted sum written as plain autograd slice adds: the oracle for `_ShiftedTapSum`."""
-    n, h, w, _, k = z.shape
-    out = init.expand(n, h, w, k).clone()
-    for tap, y0, y1, x0, x1, dy, dx in shifts:
-        out[:, y0:y1, x0:x1] += z[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx, tap]
-    return out
-
-
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 def test_shifted_tap_sum_gradients_are_autograds(dtype: torch.dtype) -> None:
     """The custom backward of the GEMM classifier's shifted sum gives autograd's gradients bit for bit (bf16 maps
@@ -165,7 +156,7 @@ def test_shifted_tap_sum_gradients_are_autograds(dtype: torch.dtype) -> None:
     init0 = torch.randn(3, generator=gen, dtype=torch.promote_types(dtype, torch.float32))
     g = torch.randn(2, 3, h, w, generator=gen, dtype=init0.dtype)
     results = []
-    for fn in (_slice_add_sum, _ShiftedTapSum.apply):
+    for fn in (_shifted_sum, _ShiftedTapSum.apply):  # plain autograd through the slice adds, then the custom one
         z, init = z0.clone().requires_grad_(), init0.clone().requires_grad_()
         out = fn(z, init, shifts)
         (out.permute(0, 3, 1, 2) * g).sum().backward()  # the classifier's NCHW view, as in the model
