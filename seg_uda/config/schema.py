@@ -108,7 +108,7 @@ class ScheduleConfig:
     poly_power: float = 0.9
     poly_horizon: Optional[int] = None  # iteration where the poly LR would reach 0; null = max_iters (ADVENT: 250000)
     eval_interval: int = 2000  # 0 disables periodic evaluation
-    ckpt_interval: int = 2000
+    ckpt_interval: int = 2000  # 0: a checkpoint only where training stops
     log_interval: int = 10
     image_log_interval: int = 0  # TensorBoard sample images every N iters; 0 disables
     diagnostics_interval: int = 0  # alignment diagnostics (docs/diagnostics.md) every N iters; 0 disables
@@ -342,6 +342,9 @@ def validate_components(cfg: Config) -> Config:
     for key in ("max_iters", "log_interval"):
         if getattr(cfg.schedule, key) <= 0:
             raise ConfigError(f"'schedule.{key}' must be positive, got {getattr(cfg.schedule, key)}")
+    for key in ("eval_interval", "ckpt_interval", "image_log_interval", "diagnostics_interval"):
+        if getattr(cfg.schedule, key) < 0:
+            raise ConfigError(f"'schedule.{key}' must be >= 0 (0: off), got {getattr(cfg.schedule, key)}")
     horizon = cfg.schedule.poly_horizon
     if horizon is not None and horizon < cfg.schedule.max_iters:
         raise ConfigError(f"'schedule.poly_horizon' must be null or >= schedule.max_iters "

@@ -160,14 +160,15 @@ class Evaluation(HookBase):
 
 
 class Checkpointing(HookBase):
-    """Saves ``checkpoints/iter_N.pth`` + ``last.pth`` every ``interval`` iterations and where training stops."""
+    """Saves ``checkpoints/iter_N.pth`` + ``last.pth`` every ``interval`` iterations (0: never) and where training
+    stops."""
 
     def __init__(self, interval: int) -> None:
         self.interval = interval
 
     def after_step(self, values: Dict[str, float]) -> None:
         t = self.trainer
-        if t.iteration % self.interval == 0 or t.iteration == t.stop_at:
+        if (self.interval and t.iteration % self.interval == 0) or t.iteration == t.stop_at:
             t.save_checkpoint()
 
 

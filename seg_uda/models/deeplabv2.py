@@ -9,6 +9,7 @@ from torch import nn
 from . import MODELS
 from .batchnorm import apply_bn_policy
 from .encoders import create_encoder, make_resnet_caffe_style
+from .pointwise import set_pointwise_impl
 from .pretrained import LoadReport, WeightsSpec
 
 
@@ -145,6 +146,9 @@ class DeepLabV2(nn.Module):
     ``caffe_resnet`` reproduces ADVENT's Caffe ResNet layout (use with ``DeepLab_resnet_pretrained_imagenet.pth``).
     ``aspp_impl``: how the classifiers compute their sum (`ASPP_IMPLS`); ``gemm`` is faster for wide features
     (ResNet's 1024/2048 channels), ``conv`` for narrow ones (tools/benchmark.py train, README).
+    ``pointwise_impl``: ``gemm`` computes the encoder's stride-1 1x1 convolutions of channels-last inputs as GEMMs
+    (`POINTWISE_IMPLS`; same weights and result), faster for ResNet's bottlenecks in bf16 on a CPU with AMX;
+    ``auto`` picks it on such a CPU only.
     """
 
     def __init__(
@@ -159,6 +163,7 @@ class DeepLabV2(nn.Module):
         caffe_resnet: bool = False,
         in_channels: int = 3,
         aspp_impl: str = "conv",
+        pointwise_impl: str = "conv",
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -171,6 +176,7 @@ class DeepLabV2(nn.Module):
         self.pretrained_report: Optional[LoadReport] = report
         if caffe_resnet:
             make_resnet_caffe_style(self.encoder)
+        set_pointwise_impl(self.encoder, pointwise_impl)
         channels = list(self.encoder.out_channels)
         self.feat_channels: int = channels[-1]
         self.out_stride: int = int(self.encoder.output_stride)  # input size / "out" size

@@ -15,15 +15,18 @@ from seg_uda.benchmarks.train import bench_trainer, synthetic_batches
 from seg_uda.config import config_from_dict, resolved_dict
 from seg_uda.benchmarks.reference import ReferenceTrainer, reference_advent_step
 from seg_uda.engine.trainer import Trainer
+from seg_uda.models import PointwiseGemmConv2d
 
 
-def _cfg(method: str, aspp_impl: str = "conv", channels_last: bool = False, **optim) -> object:
+def _cfg(method: str, aspp_impl: str = "conv", channels_last: bool = False, pointwise_impl: str = "conv",
+         **optim) -> object:
     return config_from_dict({
         "name": f"bench_{method}", "seed": 0, "device": "cpu",
         "data": {"source": {"type": "gta5", "root": "unused"}, "target": {"type": "cityscapes", "root": "unused"},
                  "val": None, "source_size": [64, 48], "target_size": [64, 32], "num_classes": 5},
         "model": {"name": "deeplabv2", "encoder_name": "resnet18", "encoder_weights": None, "multi_level": True,
-                  "bn_policy": "frozen", "aspp_impl": aspp_impl, "channels_last": channels_last},
+                  "bn_policy": "frozen", "aspp_impl": aspp_impl, "channels_last": channels_last,
+                  "pointwise_impl": pointwise_impl},
         "method": {"name": method},
         "optim": {"lr": 1e-2, **optim},
         "schedule": {"max_iters": 10, "amp": "none"},
@@ -41,10 +44,13 @@ def _trainer(cfg, tmp_path: Path, name: str, loop: str = "trainer") -> Trainer:
     ("advent_minent", "conv", False), ("advent", "gemm", False), ("advent", "gemm", True)])
 def test_reference_loop_equals_trainer_step_in_fp32(method, aspp_impl, channels_last, tmp_path):
     """ADVENT's separate-backward FP32 loop and Trainer.run_step compute the same losses and the same update
-    (also with our loop's classifiers as one GEMM, and with the model and discriminators channels-last as the
-    ResNet-101 configs run them; the reference keeps the per-branch convolutions and NCHW)."""
+    (also with our loop's classifiers as one GEMM, and with the model and discriminators channels-last and the
+    1x1 convolutions as GEMMs, as the ResNet-101 configs run them; the reference keeps the per-branch convolutions,
+    the 1x1 convolutions and NCHW)."""
     torch.set_num_threads(1)
-    ours = _trainer(_cfg(method, aspp_impl, channels_last, grad_clip=1.0), tmp_path, "ours")
+    pointwise = "gemm" if channels_last else "conv"
+    ours = _trainer(_cfg(method, aspp_impl, channels_last, pointwise, grad_clip=1.0), tmp_path, "ours")
+    assert any(isinstance(m, PointwiseGemmConv2d) for m in ours.model.modules()) == channels_last
     if channels_last:
         assert all(p.is_contiguous(memory_format=torch.channels_last)
                    for p in ours.method.discriminator_parameters() if p.dim() == 4)
@@ -108,8 +114,10 @@ def test_benchmark_train_prints_table_and_saves_json(tmp_path):
 def test_variant_names_and_compile_suffix():
     from seg_uda.benchmarks.train import variant_spec
 
-    assert variant_spec("bf16_cl") == ("bf16", True, "trainer", "conv", False)
-    assert variant_spec("fp16_cl_gemm+compile") == ("fp16", True, "trainer", "gemm", True)
+    assert variant_spec("bf16_cl") == ("bf16", True, "trainer", "conv", "conv", False)
+    assert variant_spec("fp16_cl_gemm+compile") == ("fp16", True, "trainer", "gemm", "conv", True)
+    assert variant_spec("bf16_cl_gemm_pw") == ("bf16", True, "trainer", "gemm", "gemm", False)
+    assert variant_spec("config") == (None, None, "trainer", None, None, False)
     for bad in ("bf17", "reference+compile", "fp32+jit"):
         with pytest.raises(Exception, match="unknown variant"):
             variant_spec(bad)

@@ -101,6 +101,12 @@ def test_wrong_type_names_key():
         config_from_dict(_minimal(data={"hflip": "yes"}))
 
 
+@pytest.mark.parametrize("key", ["eval_interval", "ckpt_interval", "image_log_interval", "diagnostics_interval"])
+def test_negative_interval_names_key(key):
+    with pytest.raises(ConfigError, match=f"'schedule.{key}' must be >= 0"):
+        config_from_dict(_minimal(schedule={key: -1}))
+
+
 def test_invalid_choice_lists_options():
     with pytest.raises(ConfigError) as e:
         config_from_dict(_minimal(schedule={"amp": "fp8"}))

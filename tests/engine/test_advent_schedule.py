@@ -97,9 +97,11 @@ def test_constant_discriminator_lr_unless_disc_poly(synthcity, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("paper_layout", [False, True])
 def test_resume_keeps_the_discriminator_schedule_exact(paper_layout, synthcity, tmp_path):
-    """Also as the ResNet-101 configs run (bf16, channels-last model and discriminators, GEMM classifiers)."""
+    """Also as the ResNet-101 configs run (bf16, channels-last model and discriminators, GEMM classifiers and
+    1x1 convolutions)."""
     torch.set_num_threads(1)
-    cfg = (tiny_cfg(synthcity, model={"channels_last": True, "aspp_impl": "gemm"}, schedule={"amp": "bf16"})
+    cfg = (tiny_cfg(synthcity, model={"channels_last": True, "aspp_impl": "gemm", "pointwise_impl": "gemm"},
+                    schedule={"amp": "bf16"})
            if paper_layout else tiny_cfg(synthcity))
     full = Trainer(cfg, work_dir=tmp_path / "full", progress=False)
     full.train()

@@ -32,6 +32,13 @@ def test_short_run_writes_checkpoints_logs_and_metrics(synthcity, tmp_path):
     assert ckpt["iteration"] == 4 and ckpt["config"]["method"]["name"] == "advent_minent"
 
 
+def test_checkpoint_interval_zero_saves_only_where_training_stops(synthcity, tmp_path):
+    torch.set_num_threads(1)
+    Trainer(tiny_cfg(synthcity, "source_only", max_iters=3, schedule={"ckpt_interval": 0}),
+            work_dir=tmp_path, progress=False).train(until=2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["iter_0000002.pth", "last.pth"]
+
+
 @pytest.mark.slow
 def test_same_seed_gives_identical_losses(synthcity, tmp_path):
     torch.set_num_threads(1)
