@@ -64,10 +64,11 @@ def synthcity(tmp_path_factory):
     return out
 
 
-def dist_cfg(root: Path, batch_size: int, max_iters: int = ITERS):
-    """The shared tiny AdvEnt config on the CPU: `batch_size` per process, frozen BatchNorm, no periodic checkpoints."""
+def dist_cfg(root: Path, batch_size: int, max_iters: int = ITERS, **model):
+    """The shared tiny AdvEnt config on the CPU: `batch_size` per process, frozen BatchNorm, no periodic checkpoints;
+    `model` keys update the model section."""
     return config_from_dict(tiny_cfg_dict(root, "advent", name="tiny_dist", device="cpu",
-                                          data={"batch_size": batch_size}, model={"bn_policy": "frozen"},
+                                          data={"batch_size": batch_size}, model={"bn_policy": "frozen", **model},
                                           schedule={"max_iters": max_iters, "ckpt_interval": 1000}))
 
 
@@ -97,13 +98,33 @@ def ddp_run(synthcity, tmp_path_factory):
 
 @pytest.mark.slow
 def test_two_ranks_batch1_match_one_process_batch2(ddp_run, synthcity, tmp_path):
+    _assert_ddp_matches_one_process(ddp_run[0], synthcity, tmp_path)
+
+
+@pytest.mark.slow
+def test_two_ranks_match_one_process_in_the_paper_layout(synthcity, tmp_path):
+    """As the ResNet-101 configs run: channels-last model and discriminators, the classifiers and the 1x1
+    convolutions as GEMMs (FP32 here, so that the tolerance stays the FP32 one)."""
+    layout = {"channels_last": True, "aspp_impl": "gemm", "pointwise_impl": "gemm"}
+    cfg_path = tmp_path / "config.yaml"
+    save_config(dist_cfg(synthcity, batch_size=1, **layout), cfg_path)
+    proc = torchrun(["tools/train.py", str(cfg_path), "--work-dir", str(tmp_path / "ddp"), "--no-progress"])
+    assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    _assert_ddp_matches_one_process(tmp_path / "ddp", synthcity, tmp_path / "single", **layout)
+
+
+def _assert_ddp_matches_one_process(work: Path, synthcity: Path, tmp_path: Path, **model) -> None:
+    """The 2-rank x batch-1 run in `work` ends with the weights of one process x batch 2, and they moved."""
     from seg_uda.engine.trainer import Trainer
 
     torch.set_num_threads(1)
-    work, _ = ddp_run
     ddp = torch.load(work / "checkpoints" / "last.pth", weights_only=True)
     assert ddp["iteration"] == ITERS
-    single = Trainer(dist_cfg(synthcity, batch_size=2), work_dir=tmp_path, progress=False)
+    single = Trainer(dist_cfg(synthcity, batch_size=2, **model), work_dir=tmp_path, progress=False)
+    if model.get("pointwise_impl") == "gemm":
+        from seg_uda.models import PointwiseGemmConv2d
+
+        assert any(isinstance(m, PointwiseGemmConv2d) for m in single.model.modules())
     single.train()
     n_checked = 0
     for key in ("model", "method"):  # "method" holds the discriminators
@@ -115,7 +136,7 @@ def test_two_ranks_batch1_match_one_process_batch2(ddp_run, synthcity, tmp_path)
                 n_checked += 1
     assert any(k.startswith("discriminators.") for k in ddp["method"])
     # the run must actually have moved the weights, or equality would be vacuous
-    fresh = Trainer(dist_cfg(synthcity, batch_size=2), work_dir=tmp_path / "fresh", progress=False)
+    fresh = Trainer(dist_cfg(synthcity, batch_size=2, **model), work_dir=tmp_path / "fresh", progress=False)
     moved = [n for n, p in fresh.method.named_parameters() if not torch.equal(p, ddp["method"][n])]
     assert moved and n_checked > 0
 
