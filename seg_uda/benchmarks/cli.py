@@ -20,7 +20,7 @@ COMMANDS = {"train": ("train", "cmd_train"), "methods": ("train", "cmd_methods")
 #: --help text
 DESCRIPTION = """Speed and memory benchmarks; each prints a table and saves it as JSON (and Markdown) under --out.
 
-  python tools/benchmark.py train CONFIG [key=value ...] [--variants reference fp32 bf16 bf16_cl bf16_cl_gemm]
+  python tools/benchmark.py train CONFIG [key=value ...] [--variants reference fp32 bf16 bf16_cl bf16_cl_gemm config]
   python tools/benchmark.py methods CONFIG [CONFIG ...] [--variant config]   # one row per method / model
   python tools/benchmark.py infer CONFIG [key=value ...] [--amp none bf16] [--iters 5]
   python tools/benchmark.py data CONFIG [key=value ...] [--workers 0 1 2] [--batches 20]
@@ -61,7 +61,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
     t = sub.add_parser("train", help="training-step speed, memory and loss agreement per variant")
     common(t)
-    t.add_argument("--variants", nargs="+", default=["reference", "fp32", "bf16", "bf16_cl", "bf16_cl_gemm"],
+    t.add_argument("--variants", nargs="+", default=["reference", "fp32", "bf16", "bf16_cl", "bf16_cl_gemm", "config"],
                    type=_variant)
     t.add_argument("--iters", type=int, default=3)
     t.add_argument("--warmup", type=int, default=1, help="iterations before timing (>= 1)")
