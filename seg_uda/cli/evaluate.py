@@ -330,13 +330,12 @@ def run_openset(args: argparse.Namespace, cfg, config: Optional[str], checkpoint
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     from seg_uda.cli import one_line
-    from seg_uda.runtime.allocator import keep_freed_memory
-
-    keep_freed_memory()  # same numbers, fewer page faults
     from seg_uda.config import ConfigError
     from seg_uda.data import DatasetError
+    from seg_uda.runtime.allocator import keep_freed_memory
     from seg_uda.runtime.checkpoint import CheckpointError
 
+    keep_freed_memory()  # same numbers, fewer page faults
     if args.threads:
         import torch
 
