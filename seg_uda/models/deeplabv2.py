@@ -9,7 +9,7 @@ from torch import nn
 from . import MODELS
 from .batchnorm import apply_bn_policy
 from .encoders import create_encoder, make_resnet_caffe_style
-from .pointwise import set_pointwise_impl
+from .pointwise import pixels_times, set_pointwise_impl
 from .pretrained import LoadReport, WeightsSpec
 
 
@@ -83,7 +83,7 @@ def summed_dilated_conv3x3_gemm(x: torch.Tensor, weights: Sequence[torch.Tensor]
     k = weights[0].shape[0]
     taps = 9 * len(weights)
     w_all = torch.cat([wt.permute(2, 3, 0, 1).reshape(9 * k, c) for wt in weights])  # rows: branch, ky, kx, class
-    z = (x.permute(0, 2, 3, 1).reshape(n * h * w, c) @ w_all.t()).view(n, h, w, taps, k)
+    z = pixels_times(x, w_all).view(n, h, w, taps, k)
     init = torch.stack(list(biases)).sum(0).to(torch.promote_types(z.dtype, torch.float32))
     out = _ShiftedTapSum.apply(z, init, _tap_shifts(h, w, dilations)).permute(0, 3, 1, 2)
     return out if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else out.contiguous()

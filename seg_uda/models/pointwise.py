@@ -7,7 +7,7 @@ oneDNN's 1x1 convolutions (six runs, `tools/benchmark.py train ... --variants bf
 from __future__ import annotations
 
 import functools
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,13 @@ def resolve_pointwise_impl(impl: str) -> str:
     return impl
 
 
+def pixels_times(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``x`` [N,C,H,W] times ``weight`` [C_out, C] over every pixel (a 1x1 convolution as one GEMM), as an
+    [N,H,W,C_out] tensor: the pixels read as matrix rows are a view of a channels-last ``x`` (a copy otherwise)."""
+    n, c, h, w = x.shape
+    return F.linear(x.permute(0, 2, 3, 1).reshape(n * h * w, c), weight, bias).view(n, h, w, weight.shape[0])
+
+
 class PointwiseGemmConv2d(nn.Conv2d):
     """A 1x1, stride-1, ungrouped ``nn.Conv2d`` whose forward is a GEMM when its input is channels-last.
 
@@ -65,10 +72,8 @@ class PointwiseGemmConv2d(nn.Conv2d):
         if (x.device.type != "cpu" or x.dim() != 4 or not x.is_contiguous(memory_format=torch.channels_last)
                 or x.is_contiguous()):
             return super().forward(x)
-        n, c, h, w = x.shape
-        rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view: channels-last memory is [N*H*W, C]
-        out = F.linear(rows, self.weight.view(self.out_channels, c), self.bias)
-        return out.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)  # channels-last [N,C_out,H,W]
+        weight = self.weight.view(self.out_channels, self.in_channels)
+        return pixels_times(x, weight, self.bias).permute(0, 3, 1, 2)  # channels-last [N,C_out,H,W]
 
 
 def set_pointwise_impl(model: nn.Module, impl: str) -> int:
