@@ -34,6 +34,9 @@ DLR = "optim.disc_lr=4e-4 optim.disc_poly=true"
 #: stage 2 of the two-stage rows: start from the protocol's source-only run of the same seed ({runs}, {seed} are
 #: filled in per run; docs/synthcity_protocol.md, "Adapting the source-only model")
 FROM_SOURCE = "model.init_from={runs}/source_only_s{seed}/checkpoints/last.pth"
+#: ADVENT's own BatchNorm policy (batch statistics in training, running statistics updated, affine frozen; session 15,
+#: docs/synthcity_protocol.md "ADVENT's own BatchNorm policy"); its rows go to their own results file
+BN = "model.bn_policy=frozen_affine"
 #: the learning curve's budgets besides the protocol's 600 iterations (docs/self_training.md)
 CURVE_BUDGETS = (300, 1200, 2400)
 #: (key, label, config under configs/synthcity/ or None for the ensemble, config overrides)
@@ -84,6 +87,13 @@ ROWS = [
     ("oracle", "oracle", "oracle_lite0.yaml", ""),
     ("frozen_backbone", "source-only, frozen backbone", "source_only_frozen_backbone_lite0.yaml", ""),
     ("scratch", "source-only, from scratch", "source_only_scratch_lite0.yaml", ""),
+    ("bn_source_only", "BatchNorm as ADVENT's code (v2a): source-only", "source_only_lite0.yaml", BN),
+    ("bn_stats", "v2a: target statistics only (MinEnt at weight 0: target forwards, no target loss)",
+     "minent_lite0.yaml", f"{BN} method.lambda_ent_main=0 method.lambda_ent_aux=0"),
+    ("bn_minent", "v2a: MinEnt", "minent_lite0.yaml", BN),
+    ("bn_advent", "v2a: AdvEnt", "advent_lite0.yaml", BN),
+    ("bn_ensemble", "v2a: AdvEnt+MinEnt (0.5/0.5 ensemble)", None, ""),
+    ("bn_oracle", "v2a: oracle", "oracle_lite0.yaml", BN),
     ("advent_minent_single", "AdvEnt+MinEnt (one model, both losses)", "advent_minent_lite0.yaml", ""),
     ("minent_x77", "tried: MinEnt, weights ×77 (collapsed)", "minent_lite0.yaml", X77_ENT),
     ("advent_x77", "tried: AdvEnt, weights ×77 (collapsed)", "advent_lite0.yaml", X77_ADV),
@@ -91,13 +101,19 @@ ROWS = [
 #: rows whose paired difference (and gap) is to another baseline than the 600-iteration source-only row
 CURVE_KINDS = ("source_only", "self_training", "self_training_teacher", "self_training_rcs", "oracle")
 BASELINE = {**{f"curve{n}_{k}": f"curve{n}_source_only" for n in CURVE_BUDGETS for k in CURVE_KINDS},
-            **{k: "source_only_ft" for k in ("minent_cp_ft", "advent_cp_ft", "ensemble_cp_ft")}}
+            **{k: "source_only_ft" for k in ("minent_cp_ft", "advent_cp_ft", "ensemble_cp_ft")},
+            "bn_stats": "bn_source_only", **{k: "bn_stats" for k in ("bn_minent", "bn_advent", "bn_ensemble")}}
 #: rows whose gap closed is to another oracle than the 600-iteration one: the oracle of the same budget
 ORACLE = {**{f"curve{n}_{k}": f"curve{n}_oracle" for n in CURVE_BUDGETS for k in CURVE_KINDS},
-          **{k: "curve1200_oracle" for k in ("source_only_ft", "minent_cp_ft", "advent_cp_ft", "ensemble_cp_ft")}}
+          **{k: "curve1200_oracle" for k in ("source_only_ft", "minent_cp_ft", "advent_cp_ft", "ensemble_cp_ft")},
+          **{k: "bn_oracle" for k in ("bn_stats", "bn_minent", "bn_advent", "bn_ensemble")}}
+BN_ROWS = ("bn_source_only", "bn_stats", "bn_minent", "bn_advent", "bn_ensemble", "bn_oracle")
 #: the paper's AdvEnt+MinEnt rows: key -> its two members, whose final logits are averaged 0.5 / 0.5
 ENSEMBLES = {"ensemble": ("minent", "advent"), "ensemble_cp": ("minent_cp", "advent_cp"),
-             "ensemble_cp_dlr": ("minent_cp", "advent_cp_dlr"), "ensemble_cp_ft": ("minent_cp_ft", "advent_cp_ft")}
+             "ensemble_cp_dlr": ("minent_cp", "advent_cp_dlr"), "ensemble_cp_ft": ("minent_cp_ft", "advent_cp_ft"),
+             "bn_ensemble": ("bn_minent", "bn_advent")}
+#: config overrides the ensemble's model needs (its members' BatchNorm policy)
+ENSEMBLE_OVERRIDES = {"bn_ensemble": BN}
 #: rows read from another row's runs: key -> (run folder key, metrics file)
 METRICS_FROM = {"self_training_teacher": ("self_training", "final_metrics_teacher.json"),
                 **{f"curve{n}_self_training_teacher": (f"curve{n}_self_training", "final_metrics_teacher.json")
@@ -119,8 +135,9 @@ def ensemble_command(out: str, seed: int, key: str = "ensemble") -> str:
     """ADVENT's AdvEnt+MinEnt: the MinEnt and AdvEnt models of one seed (``ENSEMBLES[key]``), logits averaged
     0.5 / 0.5."""
     a, b = ENSEMBLES[key]
+    overrides = f"{ENSEMBLE_OVERRIDES[key]} " if key in ENSEMBLE_OVERRIDES else ""
     return (f"OMP_NUM_THREADS=1 python tools/evaluate.py configs/synthcity/minent_lite0.yaml "
-            f"{out}/{a}_s{seed}/checkpoints/last.pth {out}/{b}_s{seed}/checkpoints/last.pth "
+            f"{out}/{a}_s{seed}/checkpoints/last.pth {out}/{b}_s{seed}/checkpoints/last.pth {overrides}"
             f"--weights 0.5 0.5 --fuse logit --threads 1 --out-json {out}/{key}_s{seed}/final_metrics.json")
 
 
@@ -154,10 +171,12 @@ def _run_minutes(run_dir: Path) -> Optional[float]:
     return round(total / 60, 2) if records else None
 
 
-def collect(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:
-    """Every finished run under ``runs`` as one JSON document (rows x seeds, per-class IoU, time, command)."""
+def collect(runs: Path, seeds: Sequence[int], keys: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Every finished run of the rows ``keys`` (default: all but the BatchNorm experiment's) under ``runs`` as one
+    JSON document (rows x seeds, per-class IoU, time, command)."""
+    keys = [k for k, *_ in ROWS if k not in BN_ROWS] if keys is None else keys
     rows = []
-    for key, label, config, overrides in ROWS:
+    for key, label, config, overrides in (r for r in ROWS if r[0] in keys):
         entries = []
         for seed in seeds:
             run_key, metrics_file = METRICS_FROM.get(key, (key, "final_metrics.json"))
@@ -175,19 +194,39 @@ def collect(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:
                 assert int(yaml.safe_load((d / "config.yaml").read_text())["seed"]) == seed, d
                 entry["command"] = train_command(config, seed, str(d), overrides)
                 entry["minutes"] = _run_minutes(d)
+                if (d / "environment.json").is_file():  # runs since session 15 record their CPU
+                    entry["cpu"] = json.loads((d / "environment.json").read_text())[0]["cpu"]
             entries.append(entry)
         if entries:
             rows.append({"key": key, "label": label, "config": config and f"configs/synthcity/{config}",
                          "runs": entries})
-    src = next((r for r in rows if r["key"] == "source_only"), None)
-    cfg = yaml.safe_load((runs / "source_only_s0" / "config.yaml").read_text()) if src else {}
+    first = next((Path(e["work_dir"]) for r in rows if r["config"] for e in r["runs"]), None)
+    cfg = yaml.safe_load((first / "config.yaml").read_text()) if first else {}  # the protocol as the runs resolved it
     return {"benchmark": "SynthCity game -> real, 19 classes, target val (500 frames) at label resolution",
             "protocol": {"doc": "docs/synthcity_protocol.md", "data": {k: cfg.get("data", {}).get(k) for k in (
                 "source_size", "target_size", "val_size", "batch_size", "hflip")},
                 "model": cfg.get("model"), "optim": cfg.get("optim"), "schedule": cfg.get("schedule"),
                 "weights": "final (no checkpoint selection)", "threads_per_run": 1},
-            "machine": {"cpu": _cpu_name(), "python": platform.python_version()},
+            "machine": {"cpu": sorted({e["cpu"] for r in rows for e in r["runs"] if "cpu" in e}) or _cpu_name(),
+                        "python": platform.python_version()},
             "rows": rows}
+
+
+def merge(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Any]:
+    """``new`` plus every run of ``old`` (row key, seed) that ``new`` lacks, rows in ``ROWS`` order."""
+    rows = {r["key"]: r for r in new["rows"]}
+    for r in old["rows"]:
+        have = {e["seed"] for e in rows[r["key"]]["runs"]} if r["key"] in rows else set()
+        kept = [e for e in r["runs"] if e["seed"] not in have]
+        if kept:
+            row = rows.setdefault(r["key"], {**r, "runs": []})
+            row["runs"] = sorted(row["runs"] + kept, key=lambda e: e["seed"])
+    order = {k: i for i, (k, *_) in enumerate(ROWS)}
+    cpus = [c for d in (old, new) for c in ([d["machine"]["cpu"]] if isinstance(d["machine"]["cpu"], str)
+                                            else d["machine"]["cpu"])]
+    return {**new, "protocol": new["protocol"] if new["rows"] else old["protocol"],
+            "machine": {**new["machine"], "cpu": sorted(set(cpus))},
+            "rows": sorted(rows.values(), key=lambda r: order.get(r["key"], len(order)))}
 
 
 def _cpu_name() -> str:
@@ -348,6 +387,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5],
                    help="the seeds read (the table's 0-2 and the self-training replication's 3-5)")
     g.add_argument("--out", default="results/synthcity.json")
+    g.add_argument("--rows", nargs="+", help="the rows read (default: all but the BatchNorm experiment's bn_*)")
+    g.add_argument("--merge", action="store_true",
+                   help="keep the runs already in --out whose folders are not under --runs (a partial checkout)")
     t = sub.add_parser("table", help="print the README table from the results file")
     t.add_argument("results", nargs="?", default="results/synthcity.json")
     t.add_argument("--markdown", help="also write the table here")
@@ -362,7 +404,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     elif a.cmd == "ensembles":
         print("\n".join(pending_ensembles(a.seeds, a.out)))
     elif a.cmd == "collect":
-        doc = collect(Path(a.runs), a.seeds)
+        doc = collect(Path(a.runs), a.seeds, a.rows)
+        if a.merge and Path(a.out).is_file():
+            doc = merge(json.loads(Path(a.out).read_text()), doc)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {a.out}: {sum(len(r['runs']) for r in doc['rows'])} runs in {len(doc['rows'])} rows")

@@ -17,6 +17,7 @@ from ..evaluation.inference import predict_sample_probs
 from ..evaluation.runner import SegmentationAccumulator, model_device, run_evaluation
 from ..openset.evaluate import OpenSetAccumulator
 from ..runtime import dist
+from ..runtime.environment import record_environment
 from .logging import RunLogger
 
 #: extra result keys logged beside mIoU: SYNTHIA's 13-class mIoU*, the open-set scores
@@ -76,6 +77,7 @@ class RunLogging(HookBase):
         t = self.trainer
         if t.is_main:
             save_config(t.cfg, t.work_dir / "config.yaml")
+            record_environment(t.work_dir / "environment.json", start_iter=t.iteration)
         t.logger = RunLogger(t.work_dir, enabled=t.is_main, total_iters=t.cfg.schedule.max_iters,
                              start_iter=t.iteration, progress=self.progress)
         if t.resumed_from is not None and not self.resume_logged:  # later records supersede earlier ones
