@@ -397,3 +397,34 @@ def test_diagnostics_summary_on_hand_made_records(tmp_path):
     assert (s["entropy_tgt"], s["tv"], s["iter"]) == (0.1, 0.3, 100)
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     assert "| 100 | 0.650 | - | 0.250 |" in ds.table([tmp_path])
+
+
+def test_synthcity_results_batchnorm_rows_file_apart_and_merge(tmp_path):
+    """The BatchNorm experiment's rows (bn_*) go to their own file, are paired to their statistics-only control,
+    and a collect in a checkout holding only some runs can keep the results file's other runs (--merge)."""
+    import synthcity_results as sr
+
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        fake_run(runs, "source_only", seed, 0.13)
+        fake_run(runs, "bn_stats", seed, 0.20 + 0.01 * seed)
+        fake_run(runs, "bn_minent", seed, 0.23 + 0.02 * seed)
+    assert [r["key"] for r in sr.collect(runs, [0, 1])["rows"]] == ["source_only"]
+    bn = sr.collect(runs, [0, 1], ["bn_stats", "bn_minent"])
+    assert [r["key"] for r in bn["rows"]] == ["bn_stats", "bn_minent"]
+    assert bn["rows"][1]["runs"][0]["command"].endswith("model.bn_policy=frozen_affine "
+                                                        f"--work-dir {runs}/bn_minent_s0")
+    minent = next(r for r in sr.summarize(bn) if r["key"] == "bn_minent")
+    assert minent["paired"] == pytest.approx([3.0, 4.0])  # to bn_stats of the same seed
+    assert "model.bn_policy=frozen_affine --weights" in sr.ensemble_command(str(runs), 0, "bn_ensemble")
+    # --merge: the old file's runs of seed 2 and of a row absent here survive; seeds present here are replaced
+    old = {"protocol": {"p": 1}, "machine": {"cpu": "AMD EPYC"}, "rows": [
+        {"key": "oracle", "label": "oracle", "config": "c", "runs": [{"seed": 0, "miou": 28.0}]},
+        {"key": "source_only", "label": "source-only", "config": "c",
+         "runs": [{"seed": 0, "miou": 99.0}, {"seed": 2, "miou": 12.5}]}]}
+    (tmp_path / "r.json").write_text(json.dumps(old))
+    sr.main(["collect", "--runs", str(runs), "--seeds", "0", "1", "--out", str(tmp_path / "r.json"), "--merge"])
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert [r["key"] for r in doc["rows"]] == ["source_only", "oracle"]
+    assert [(e["seed"], e["miou"]) for e in doc["rows"][0]["runs"]] == [(0, 13.0), (1, 13.0), (2, 12.5)]
+    assert "AMD EPYC" in doc["machine"]["cpu"]

@@ -37,6 +37,10 @@ def test_checkpoint_interval_zero_saves_only_where_training_stops(synthcity, tmp
     Trainer(tiny_cfg(synthcity, "source_only", max_iters=3, schedule={"ckpt_interval": 0}),
             work_dir=tmp_path, progress=False).train(until=2)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["iter_0000002.pth", "last.pth"]
+    Trainer(tiny_cfg(synthcity, "source_only", max_iters=3, schedule={"ckpt_interval": 0}),
+            work_dir=tmp_path, resume=True, progress=False).train()
+    env = json.loads((tmp_path / "environment.json").read_text())  # the machine of each part of the run
+    assert [r["start_iter"] for r in env] == [0, 2] and all(r["cpu"] and r["torch_threads"] == 1 for r in env)
 
 
 @pytest.mark.slow

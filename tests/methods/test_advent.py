@@ -7,8 +7,9 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
-from method_stubs import H, K, W, StubSegmenter, build_small, stub_batch
+from method_stubs import FEAT, H, K, W, StubSegmenter, build_small, stub_batch
 from seg_uda.methods import METHODS, AdvEnt, build_method
 from seg_uda.methods.losses import bce_with_logits, class_prior_loss, upsample_logits
 from seg_uda.registry import Preset
@@ -122,3 +123,29 @@ def test_class_prior_from_a_config_is_the_source_label_histogram(synthcity) -> N
         counts += torch.bincount(ids[ids < 19], minlength=19).double()
     assert torch.allclose(method.class_prior.double(), counts / counts.sum(), atol=1e-7)
     assert method.lambda_cp == {"main": 0.01}
+
+
+def test_minent_at_weight_zero_is_a_statistics_only_control() -> None:
+    """The control of the BatchNorm experiment (docs/synthcity_protocol.md): under ADVENT's BatchNorm policy,
+    MinEnt with both weights 0 gives exactly source-only's gradients, while its target forward still moves the
+    running statistics towards the target images."""
+    from seg_uda.models.batchnorm import apply_bn_policy
+
+    def model_with_bn() -> StubSegmenter:
+        torch.manual_seed(0)
+        m = StubSegmenter(multi_level=True)
+        m.body = nn.Sequential(m.body[0], nn.BatchNorm2d(FEAT), nn.ReLU())
+        return apply_bn_policy(m, "frozen_affine").train()
+
+    src, tgt = stub_batch(0), stub_batch(1, labelled=False)
+    tgt["image"] = 3.0 * tgt["image"] + 2.0  # other statistics than the source's
+    grads, stats = [], []
+    for name, kw in (("source_only", {}), ("minent", {"lambda_ent_main": 0.0, "lambda_ent_aux": 0.0})):
+        model = model_with_bn()
+        method = build_small(name, model, multi_level=True, **kw)
+        losses, _ = method.generator_step(model, src, tgt if name == "minent" else None, 0.0)
+        sum(losses.values()).backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.requires_grad])
+        stats.append(model.body[1].running_mean.clone())
+    assert all(torch.equal(a, b) for a, b in zip(*grads))  # bit for bit: the zero-weighted term adds exactly 0
+    assert not torch.equal(stats[0], stats[1])  # ... but the target forward moved the running statistics
