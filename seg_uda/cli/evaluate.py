@@ -9,6 +9,7 @@
   python tools/evaluate.py --predictions DIR --gt-dir GTFINE_SPLIT_DIR [--num-classes 19]   # no model
   python tools/evaluate.py OPENSET_CONFIG CKPT [--unknown-score msp|entropy|head --unknown-threshold T|auto]
          # open-set configs (data.openset.enabled) report Common mIoU / Private IoU / H-score, AUROC / AP / FPR95
+  python tools/evaluate.py CONFIG CKPT --adabn 500   # AdaBN: BatchNorm statistics from 500 unlabelled target images
   python tools/evaluate.py CONFIG CKPT --label-free [--max-images N]
          # no target label read: the target-train predictions' class histogram vs the source label histogram
 
@@ -61,6 +62,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="score without target labels: class histogram of the predictions on the unlabelled "
                         "data.target images (val transform) vs the source label histogram (total variation), "
                         "and the mean prediction entropy")
+    p.add_argument("--adabn", type=int, default=None, metavar="N",
+                   help="AdaBN: first re-estimate every BatchNorm layer's running statistics on the first N "
+                        "unlabelled data.target images (val transform, batches of data.batch_size; no label read)")
     p.add_argument("--unknown-score", choices=("msp", "entropy", "head"), default=None,
                    help="open-set: unknown score (default: 'head' for a K+1 model, else 'msp'); needs data.openset")
     p.add_argument("--unknown-threshold", default=None, metavar="T|auto",
@@ -158,6 +162,8 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
     if cfg.data.val is None:
         raise ConfigError("the config has no data.val split to evaluate on (set data.val.type/root/split)")
     if args.best_of_snapshots:
+        if args.adabn is not None:
+            raise UsageError("--adabn re-estimates one model's statistics; --best-of-snapshots does not take it")
         return run_best_of_snapshots(args, cfg, checkpoints, options, first)
     if (args.unknown_score or args.unknown_threshold) and not cfg.data.openset.enabled:
         raise UsageError("--unknown-score/--unknown-threshold need an open-set config (data.openset.enabled=true, "
@@ -168,6 +174,7 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
     try:
         models = load_models(cfg, checkpoints, device, first=first)
         del first
+        adabn_images = adapt_bn_statistics(args, cfg, models)
         if cfg.data.openset.enabled:
             return run_openset(args, cfg, config, checkpoints, models, options)
         dataset = build_dataset(cfg, "val")
@@ -192,7 +199,7 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
                 "weights": args.weights, "fuse": args.fuse,
                 "inference": vars(options) | {"scales": list(options.scales)},
                 "amp": args.amp, "num_images": n_images, "dataset": cfg.data.val,
-                "world_size": dist.get_world_size(),
+                "world_size": dist.get_world_size(), "adabn_images": adabn_images,
                 "predictions_dir": args.save_predictions,
             })
             if args.save_predictions:
@@ -200,6 +207,24 @@ def run_models(args: argparse.Namespace, config: Optional[str], overrides: List[
     finally:
         dist.cleanup_distributed()
     return 0
+
+
+def adapt_bn_statistics(args: argparse.Namespace, cfg, models) -> Optional[int]:
+    """With ``--adabn N``: AdaBN on the first N unlabelled data.target images for each model; the images used."""
+    if args.adabn is None:
+        return None
+    from seg_uda.builders import build_dataset
+    from seg_uda.evaluation.adabn import reestimate_bn_statistics
+
+    if args.adabn < 1:
+        raise UsageError(f"--adabn needs a positive number of images, got {args.adabn}")
+    target = build_dataset(cfg, "target", with_labels=False, transform_role="val")
+    try:
+        used = [reestimate_bn_statistics(m, target, args.adabn, batch_size=cfg.data.batch_size) for m in models]
+    except ValueError as e:
+        raise UsageError(f"--adabn: {e}") from None
+    print(f"AdaBN: running statistics re-estimated on {used[0]} unlabelled data.target images", flush=True)
+    return used[0]
 
 
 def run_label_free(args: argparse.Namespace, cfg, checkpoints: List[str], options, first) -> int:
@@ -218,6 +243,7 @@ def run_label_free(args: argparse.Namespace, cfg, checkpoints: List[str], option
     device = dist.init_distributed(args.device)
     try:
         models = load_models(cfg, checkpoints, device, first=first)
+        adapt_bn_statistics(args, cfg, models)
         source = source_class_prior(cfg)
         target = build_dataset(cfg, "target", with_labels=False, transform_role="val")
         workers = args.num_workers if args.num_workers is not None else min(cfg.data.num_workers, 2)

@@ -153,3 +153,28 @@ def test_synthia_13_class_miou_is_mean_over_the_13_subset():
     d = metrics_dict(m, 16)
     assert d["miou_13"] == pytest.approx(float(np.mean(m.iou[list(SYNTHIA13_IN_16)])))
     assert "miou_13" not in metrics_dict(ConfusionMatrix(19).compute(), 19)
+
+
+def test_cli_adabn_reestimates_statistics_and_refuses_frozen_batchnorm(trained, tmp_path):
+    """--adabn N: a model trained with batch statistics is scored after AdaBN on N unlabelled target images (its
+    JSON says how many); a model with frozen BatchNorm gets a one-line error naming the policy."""
+    from conftest import tiny_cfg_dict
+    from seg_uda.config import save_config
+    from seg_uda.engine.trainer import Trainer
+
+    root, cfg_path, work = trained
+    r = run_cli(cfg_path, work / "checkpoints" / "last.pth", "--adabn", 4)
+    assert r.returncode != 0 and "frozen_affine" in r.stderr and "Traceback" not in r.stderr
+    torch.set_num_threads(1)
+    cfg = config_from_dict(tiny_cfg_dict(root, "source_only", schedule={"max_iters": 2},
+                                         model={"bn_policy": "frozen_affine"}))
+    Trainer(cfg, work_dir=tmp_path / "run", progress=False).train()
+    save_config(cfg, tmp_path / "cfg.yaml")
+    ckpt = tmp_path / "run" / "checkpoints" / "last.pth"
+    plain, adabn = tmp_path / "plain.json", tmp_path / "adabn.json"
+    assert run_cli(tmp_path / "cfg.yaml", ckpt, "--out-json", plain).returncode == 0
+    r = run_cli(tmp_path / "cfg.yaml", ckpt, "--adabn", 4, "--out-json", adabn)
+    assert r.returncode == 0, r.stderr
+    assert "re-estimated on 4 unlabelled" in r.stdout
+    got, before = json.loads(adabn.read_text()), json.loads(plain.read_text())
+    assert got["adabn_images"] == 4 and before["adabn_images"] is None and 0.0 <= got["miou"] <= 1.0

@@ -162,3 +162,28 @@ def test_run_evaluation_records_no_graph_and_raises_missing_labels_error() -> No
     assert int(acc.confusion.mat.sum()) == 3 * 20 * 30
     with pytest.raises(MissingLabelsError, match="no labels"):
         run_evaluation([PointwiseSeg()], [{"image": d["image"], "name": d["name"]} for d in data], [Probe(K)])
+
+
+def test_adabn_replaces_running_statistics_by_the_target_average():
+    """AdaBN (seg_uda/evaluation/adabn.py): a BatchNorm layer's running mean / variance become the plain average of
+    the per-batch statistics of the given images; weights and the model's mode are untouched; a model whose
+    BatchNorm is frozen (no running statistics) is refused with the policy named."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from seg_uda.evaluation.adabn import reestimate_bn_statistics
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.BatchNorm2d(2)).eval()
+    model[0].running_mean.fill_(5.0)
+    images = [torch.randn(2, 3, 4) * (1 + i) + i for i in range(6)]
+    dataset = [{"image": x, "name": str(i)} for i, x in enumerate(images)]
+    weight = model[0].weight.clone()
+    assert reestimate_bn_statistics(model, dataset, max_images=4, batch_size=2) == 4
+    batches = [torch.stack(images[0:2]), torch.stack(images[2:4])]
+    mean = torch.stack([b.mean((0, 2, 3)) for b in batches]).mean(0)
+    var = torch.stack([b.var((0, 2, 3), unbiased=True) for b in batches]).mean(0)
+    assert torch.allclose(model[0].running_mean, mean, atol=1e-6)
+    assert torch.allclose(model[0].running_var, var, atol=1e-6)
+    assert torch.equal(model[0].weight, weight) and not model.training and model[0].momentum == 0.1
+    with pytest.raises(ValueError, match="frozen"):
+        reestimate_bn_statistics(nn.Sequential(FrozenBatchNorm2d(2)), dataset)
