@@ -21,6 +21,9 @@ $PY bench/synthcity_results.py commands --out "$OUT" --seeds $SEEDS ${ROWS:+--ro
 # AdvEnt+MinEnt rows: ADVENT's evaluation averages the MinEnt and AdvEnt models' logits 0.5 / 0.5, per seed
 # shellcheck disable=SC2086
 $PY bench/synthcity_results.py ensembles --out "$OUT" --seeds $SEEDS | sed "s|^|$PY |" | sh -e
+# the BatchNorm experiment's runs scored again after AdaBN (500 unlabelled target images; reads no target label)
+# shellcheck disable=SC2086
+$PY bench/synthcity_results.py adabn --out "$OUT" --seeds $SEEDS | sed "s|^|$PY |" | sh -e
 $PY bench/synthcity_results.py collect --runs "$OUT" --out results/synthcity.json --merge
 # ADVENT's own BatchNorm policy with its statistics-only control (session 15): its own results file and table
 $PY bench/synthcity_results.py collect --runs "$OUT" --out results/synthcity_bn.json --merge \

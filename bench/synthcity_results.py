@@ -2,6 +2,7 @@
 
   python bench/synthcity_results.py commands [--rows ROW ...] [--seeds 0 1 2]   # the runs still to do, one a line
   python bench/synthcity_results.py ensembles [--seeds 0 1 2]   # the 0.5/0.5 ensembles whose two runs exist
+  python bench/synthcity_results.py adabn [--seeds 0 1 2]   # the BatchNorm experiment's AdaBN scorings still to do
   python bench/synthcity_results.py collect --runs runs/v2 --out results/synthcity.json   # seeds 0-5
   python bench/synthcity_results.py table results/synthcity.json [--markdown results/synthcity.md] [--seeds 3 4 5]
   python bench/synthcity_results.py curve results/synthcity.json [--markdown results/synthcity_curve.md] [--seeds 0]
@@ -23,8 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from synthcity_rows import (BASELINE, BN_ROWS, CURVE_BUDGETS, DEFAULT_ROWS, ENSEMBLE_OVERRIDES, ENSEMBLES,
-                            METRICS_FROM, ORACLE, OUT, ROWS)
+from synthcity_rows import (ADABN, ADABN_IMAGES, BASELINE, BN_ROWS, CURVE_BUDGETS, DEFAULT_ROWS,
+                            ENSEMBLE_OVERRIDES, ENSEMBLES, METRICS_FROM, ORACLE, OUT, ROWS)
 
 ABBREV = {"sidewalk": "sidew.", "building": "build.", "traffic light": "light", "traffic sign": "sign",
           "vegetation": "veg.", "motorcycle": "mbike", "bicycle": "bike"}
@@ -47,6 +48,28 @@ def ensemble_command(out: str, seed: int, key: str = "ensemble") -> str:
     return (f"OMP_NUM_THREADS=1 python tools/evaluate.py configs/synthcity/minent_lite0.yaml "
             f"{out}/{a}_s{seed}/checkpoints/last.pth {out}/{b}_s{seed}/checkpoints/last.pth {overrides}"
             f"--weights 0.5 0.5 --fuse logit --threads 1 --out-json {out}/{key}_s{seed}/final_metrics.json")
+
+
+def adabn_command(out: str, seed: int, key: str) -> str:
+    """Run ``key`` of ``seed`` (or its ensemble) scored after AdaBN on ``ADABN_IMAGES`` unlabelled target images."""
+    metrics = f"{out}/{key}_s{seed}/final_metrics_adabn.json"
+    if key in ENSEMBLES:
+        return ensemble_command(out, seed, key).replace("--weights", f"--adabn {ADABN_IMAGES} --weights").replace(
+            "final_metrics.json", "final_metrics_adabn.json")
+    return (f"OMP_NUM_THREADS=1 python tools/evaluate.py {out}/{key}_s{seed}/checkpoints/last.pth "
+            f"--adabn {ADABN_IMAGES} --threads 1 --out-json {metrics}")
+
+
+def pending_adabn(seeds: Sequence[int], out: str) -> List[str]:
+    """Arguments after ``python`` of the AdaBN scorings whose runs have finished and result doesn't exist."""
+    cmds = []
+    for seed in seeds:
+        for key in ADABN.values():
+            members = ENSEMBLES.get(key, (key,))
+            done = Path(out, f"{key}_s{seed}", "final_metrics_adabn.json").is_file()
+            if not done and all(Path(out, f"{m}_s{seed}", "final_metrics.json").is_file() for m in members):
+                cmds.append(adabn_command(out, seed, key).split(" python ", 1)[1])
+    return cmds
 
 
 def pending_ensembles(seeds: Sequence[int], out: str) -> List[str]:
@@ -96,7 +119,9 @@ def collect(runs: Path, seeds: Sequence[int], keys: Optional[Sequence[str]] = No
             entry = {"seed": seed, "miou": 100 * m["miou"],
                      "iou": {k: (100 * v if v is not None else None) for k, v in m["iou"].items()},
                      "work_dir": str(d)}
-            if config is None:
+            if key in ADABN:
+                entry["command"] = adabn_command(str(runs), seed, ADABN[key])
+            elif config is None:
                 entry["command"] = ensemble_command(str(runs), seed, key)
             else:
                 assert int(yaml.safe_load((d / "config.yaml").read_text())["seed"]) == seed, d
@@ -290,6 +315,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     e = sub.add_parser("ensembles", help="print the evaluation commands of the ensembles still to score")
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     e.add_argument("--out", default=OUT)
+    b = sub.add_parser("adabn", help="print the AdaBN scorings of the BatchNorm experiment still to do")
+    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    b.add_argument("--out", default=OUT)
     g = sub.add_parser("collect", help="write the results file from the run folders")
     g.add_argument("--runs", default=OUT)
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5],
@@ -311,6 +339,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print("\n".join(pending_commands(a.rows, a.seeds, a.out)))
     elif a.cmd == "ensembles":
         print("\n".join(pending_ensembles(a.seeds, a.out)))
+    elif a.cmd == "adabn":
+        print("\n".join(pending_adabn(a.seeds, a.out)))
     elif a.cmd == "collect":
         doc = collect(Path(a.runs), a.seeds, a.rows)
         if a.merge and Path(a.out).is_file():

@@ -75,6 +75,11 @@ ROWS = [
     ("bn_advent", "v2a: AdvEnt", "advent_lite0.yaml", BN),
     ("bn_ensemble", "v2a: AdvEnt+MinEnt (0.5/0.5 ensemble)", None, ""),
     ("bn_oracle", "v2a: oracle", "oracle_lite0.yaml", BN),
+    ("bn_source_only_adabn", "v2a + AdaBN (500 target images): source-only", None, ""),
+    ("bn_stats_adabn", "v2a + AdaBN: target statistics only", None, ""),
+    ("bn_minent_adabn", "v2a + AdaBN: MinEnt", None, ""),
+    ("bn_advent_adabn", "v2a + AdaBN: AdvEnt", None, ""),
+    ("bn_ensemble_adabn", "v2a + AdaBN: AdvEnt+MinEnt (0.5/0.5 ensemble)", None, ""),
     ("advent_minent_single", "AdvEnt+MinEnt (one model, both losses)", "advent_minent_lite0.yaml", ""),
     ("minent_x77", "tried: MinEnt, weights ×77 (collapsed)", "minent_lite0.yaml", X77_ENT),
     ("advent_x77", "tried: AdvEnt, weights ×77 (collapsed)", "advent_lite0.yaml", X77_ADV),
@@ -88,7 +93,13 @@ BASELINE = {**{f"curve{n}_{k}": f"curve{n}_source_only" for n in CURVE_BUDGETS f
 ORACLE = {**{f"curve{n}_{k}": f"curve{n}_oracle" for n in CURVE_BUDGETS for k in CURVE_KINDS},
           **{k: "curve1200_oracle" for k in ("source_only_ft", "minent_cp_ft", "advent_cp_ft", "ensemble_cp_ft")},
           **{k: "bn_oracle" for k in ("bn_stats", "bn_minent", "bn_advent", "bn_ensemble")}}
-BN_ROWS = ("bn_source_only", "bn_stats", "bn_minent", "bn_advent", "bn_ensemble", "bn_oracle")
+#: the BatchNorm experiment's runs scored again after AdaBN (its addendum): row key -> the run it re-scores
+ADABN = {f"{k}_adabn": k for k in ("bn_source_only", "bn_stats", "bn_minent", "bn_advent", "bn_ensemble")}
+ADABN_IMAGES = 500
+BASELINE.update({"bn_stats_adabn": "bn_source_only_adabn",
+                 **{f"{k}_adabn": "bn_stats_adabn" for k in ("bn_minent", "bn_advent", "bn_ensemble")}})
+ORACLE.update({k: "bn_oracle" for k in ADABN})
+BN_ROWS = ("bn_source_only", "bn_stats", "bn_minent", "bn_advent", "bn_ensemble", "bn_oracle", *ADABN)
 #: the paper's AdvEnt+MinEnt rows: key -> its two members, whose final logits are averaged 0.5 / 0.5
 ENSEMBLES = {"ensemble": ("minent", "advent"), "ensemble_cp": ("minent_cp", "advent_cp"),
              "ensemble_cp_dlr": ("minent_cp", "advent_cp_dlr"), "ensemble_cp_ft": ("minent_cp_ft", "advent_cp_ft"),
@@ -98,7 +109,8 @@ ENSEMBLE_OVERRIDES = {"bn_ensemble": BN}
 #: rows read from another row's runs: key -> (run folder key, metrics file)
 METRICS_FROM = {"self_training_teacher": ("self_training", "final_metrics_teacher.json"),
                 **{f"curve{n}_self_training_teacher": (f"curve{n}_self_training", "final_metrics_teacher.json")
-                   for n in CURVE_BUDGETS}}
+                   for n in CURVE_BUDGETS},
+                **{k: (run, "final_metrics_adabn.json") for k, run in ADABN.items()}}
 DEFAULT_ROWS = ["source_only", "oracle", "minent", "advent", "minent_cp", "advent_cp", "dann", "fda", "self_training",
                 "frozen_backbone", "scratch"]
 OUT = "runs/v2"

@@ -417,6 +417,16 @@ def test_synthcity_results_batchnorm_rows_file_apart_and_merge(tmp_path):
     minent = next(r for r in sr.summarize(bn) if r["key"] == "bn_minent")
     assert minent["paired"] == pytest.approx([3.0, 4.0])  # to bn_stats of the same seed
     assert "model.bn_policy=frozen_affine --weights" in sr.ensemble_command(str(runs), 0, "bn_ensemble")
+    # AdaBN re-scoring of the finished runs (an unfinished one is not listed), read back as the *_adabn rows
+    (runs / "bn_advent_s0" / "checkpoints").mkdir(parents=True)
+    (runs / "bn_advent_s0" / "checkpoints" / "last.pth").touch()
+    assert sr.pending_adabn([0], str(runs)) == [
+        f"tools/evaluate.py {runs}/{k}_s0/checkpoints/last.pth --adabn 500 --threads 1 "
+        f"--out-json {runs}/{k}_s0/final_metrics_adabn.json" for k in ("bn_stats", "bn_minent")]
+    for key, miou in (("bn_stats", 0.12), ("bn_minent", 0.15)):
+        (runs / f"{key}_s0" / "final_metrics_adabn.json").write_text(json.dumps({"miou": miou, "iou": {"road": 0.5}}))
+    adabn = sr.summarize(sr.collect(runs, [0], ["bn_stats_adabn", "bn_minent_adabn"]))
+    assert adabn[1]["paired"] == pytest.approx([3.0]) and "--adabn 500" in sr.adabn_command(str(runs), 0, "bn_ensemble")
     # --merge: the old file's runs of seed 2 and of a row absent here survive; seeds present here are replaced
     old = {"protocol": {"p": 1}, "machine": {"cpu": "AMD EPYC"}, "rows": [
         {"key": "oracle", "label": "oracle", "config": "c", "runs": [{"seed": 0, "miou": 28.0}]},
