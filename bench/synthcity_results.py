@@ -323,7 +323,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5],
                    help="the seeds read (the table's 0-2 and the self-training replication's 3-5)")
     g.add_argument("--out", default="results/synthcity.json")
-    g.add_argument("--rows", nargs="+", help="the rows read (default: all but the BatchNorm experiment's bn_*)")
+    g.add_argument("--rows", nargs="+", help="the rows read (default: all but the BatchNorm experiment's bn_*; "
+                   "'bn': all of those)")
     g.add_argument("--merge", action="store_true",
                    help="keep the runs already in --out whose folders are not under --runs (a partial checkout)")
     t = sub.add_parser("table", help="print the README table from the results file")
@@ -342,7 +343,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     elif a.cmd == "adabn":
         print("\n".join(pending_adabn(a.seeds, a.out)))
     elif a.cmd == "collect":
-        doc = collect(Path(a.runs), a.seeds, a.rows)
+        doc = collect(Path(a.runs), a.seeds, list(BN_ROWS) if a.rows == ["bn"] else a.rows)
         if a.merge and Path(a.out).is_file():
             doc = merge(json.loads(Path(a.out).read_text()), doc)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -427,6 +427,9 @@ def test_synthcity_results_batchnorm_rows_file_apart_and_merge(tmp_path):
         (runs / f"{key}_s0" / "final_metrics_adabn.json").write_text(json.dumps({"miou": miou, "iou": {"road": 0.5}}))
     adabn = sr.summarize(sr.collect(runs, [0], ["bn_stats_adabn", "bn_minent_adabn"]))
     assert adabn[1]["paired"] == pytest.approx([3.0]) and "--adabn 500" in sr.adabn_command(str(runs), 0, "bn_ensemble")
+    sr.main(["collect", "--runs", str(runs), "--seeds", "0", "1", "--out", str(tmp_path / "bn.json"), "--rows", "bn"])
+    assert [r["key"] for r in json.loads((tmp_path / "bn.json").read_text())["rows"]] == [
+        "bn_stats", "bn_minent", "bn_stats_adabn", "bn_minent_adabn"]  # 'bn': every bn_* row there is
     # --merge: the old file's runs of seed 2 and of a row absent here survive; seeds present here are replaced
     old = {"protocol": {"p": 1}, "machine": {"cpu": "AMD EPYC"}, "rows": [
         {"key": "oracle", "label": "oracle", "config": "c", "runs": [{"seed": 0, "miou": 28.0}]},
