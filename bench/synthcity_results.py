@@ -260,6 +260,8 @@ def table(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> str:
     """The README table: per-class IoU, mean ± std mIoU, gap closed, paired Δ to source-only (mean ± std, n).
     The learning-curve rows (``curve*``) have their own table (:func:`curve_table`)."""
     rows = [r for r in summarize(doc, seeds) if not r["key"].startswith("curve")]  # their oracles still count
+    if not rows:
+        raise SystemExit(f"synthcity_results.py table: no finished run of seeds {list(seeds or [])} in the file")
     names = list(rows[0]["iou"])
     head = ["run", "seeds"] + [ABBREV.get(n, n) for n in names] + ["mIoU", "gap closed", "paired Δ vs source-only",
                                                                    "Δ per seed"]

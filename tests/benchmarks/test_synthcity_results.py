@@ -228,6 +228,8 @@ def test_synthcity_results_batchnorm_rows_file_apart_and_merge(tmp_path):
     sr.main(["collect", "--runs", str(runs), "--seeds", "0", "1", "--out", str(tmp_path / "bn.json"), "--rows", "bn"])
     assert [r["key"] for r in json.loads((tmp_path / "bn.json").read_text())["rows"]] == [
         "bn_stats", "bn_minent", "bn_stats_adabn", "bn_minent_adabn"]  # 'bn': every bn_* row there is
+    with pytest.raises(SystemExit, match=r"no finished run of seeds \[3, 4, 5\]"):
+        sr.table(json.loads((tmp_path / "bn.json").read_text()), [3, 4, 5])
     # --merge: the old file's runs of seed 2 and of a row absent here survive; seeds present here are replaced
     old = {"protocol": {"p": 1}, "machine": {"cpu": "AMD EPYC"}, "rows": [
         {"key": "oracle", "label": "oracle", "config": "c", "runs": [{"seed": 0, "miou": 28.0}]},
