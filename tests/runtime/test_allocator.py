@@ -40,12 +40,16 @@ def _probe(**env: str) -> dict:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_freed_maps_come_back_without_page_faults_and_the_same_numbers() -> None:
-    tuned, default = _probe(), _probe(SEG_UDA_MALLOC="default")
-    assert tuned["applied"] is True and default["applied"] is False
+    # The control hands every freed map back to the kernel: glibc with a fixed mmap threshold. glibc's own default
+    # moves that threshold as blocks are freed, so how much it faults depends on the heap's layout, which differs
+    # from process to process (40k-450k faults over the probe's last four steps in one session, 0 in another).
+    tuned = _probe()
+    control = _probe(SEG_UDA_MALLOC="default", MALLOC_MMAP_THRESHOLD_="131072")
+    assert tuned["applied"] is True and control["applied"] is False
     pages_per_step = 4 * (1 + 30 + 2 + 24 + 4 + 16 + 8 + 12) * 256
-    assert default["faults"] >= pages_per_step  # glibc returns freed maps to the kernel, then faults them in again
+    assert control["faults"] >= 4 * pages_per_step  # the probe sees the faults of maps that left the process
     assert tuned["faults"] < pages_per_step // 10  # kept in the process: later steps reuse the same memory
-    assert tuned["total"] == default["total"]
+    assert tuned["total"] == control["total"]
 
 
 @pytest.mark.slow  # two training processes
