@@ -136,6 +136,9 @@ def test_eval_benchmark_reports_the_decode_floor(tmp_path, capsys):
     scored = [r for r in rows.values() if "miou" in r]
     assert len({r["miou"] for r in scored}) == 1  # every evaluator, cityscapesscripts included, agrees
     assert all(r["x_decode_floor"] > 0 for r in scored)
+    cv2_floor = next(r for r in floors if r["name"].startswith("decode only, cv2"))
+    assert cv2_floor["x_cv2_floor"] == 1.0  # issue 18's floor: cv2 on the evaluation's threads
+    assert all(r["x_cv2_floor"] == pytest.approx(r["s"] / cv2_floor["s"]) for r in rows.values())
     assert "x decode floor" in capsys.readouterr().out
 
 
