@@ -1,6 +1,7 @@
 """The ADVENT reference loop (tools/benchmark.py --reference) and the benchmark tool itself."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -121,6 +122,18 @@ def test_variant_names_and_compile_suffix():
     for bad in ("bf17", "reference+compile", "fp32+jit"):
         with pytest.raises(Exception, match="unknown variant"):
             variant_spec(bad)
+
+
+def test_gemm_table_gives_each_peak_as_a_multiple_of_fp32(tmp_path, monkeypatch, capsys):
+    from seg_uda.benchmarks import gemm
+
+    fake = {torch.float32: 300.0, torch.bfloat16: 1800.0}  # the table's arithmetic, not a timing
+    monkeypatch.setattr(gemm, "gemm_peak", lambda device, dtype: fake[dtype])
+    peaks = gemm.cmd_gemm(argparse.Namespace(device="cpu", out=str(tmp_path)))
+    assert peaks == {"float32": 300.0, "bfloat16": 1800.0}
+    table = (tmp_path / "gemm.md").read_text()
+    assert "| float32 | 300 | 1.00x |" in table and "| bfloat16 | 1800 | 6.00x |" in table
+    assert "x float32" in capsys.readouterr().out
 
 
 def test_eval_benchmark_reports_the_decode_floor(tmp_path, capsys):
