@@ -30,9 +30,9 @@ $PY bench/synthcity_results.py collect --runs "$OUT" --out results/synthcity.jso
 $PY bench/synthcity_results.py collect --runs "$OUT" --out results/synthcity_bn.json --merge --rows bn
 if [ -f results/synthcity_bn.json ]; then
   $PY bench/synthcity_results.py table results/synthcity_bn.json --markdown results/synthcity_bn.md
-  if grep -q '"seed": [345],' results/synthcity_bn.json; then  # the confirmation seeds, once any has run
-    $PY bench/synthcity_results.py table results/synthcity_bn.json --seeds 3 4 5 --markdown results/synthcity_bn_seeds345.md
-  fi
+  # the confirmation seeds, once any has run
+  $PY bench/synthcity_results.py table results/synthcity_bn.json --seeds 3 4 5 --if-any \
+    --markdown results/synthcity_bn_seeds345.md
 fi
 $PY bench/synthcity_results.py table results/synthcity.json --markdown results/synthcity.md
 $PY bench/synthcity_results.py table results/synthcity.json --seeds 3 4 5 --markdown results/synthcity_seeds345.md

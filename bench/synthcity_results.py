@@ -256,10 +256,15 @@ def curve_table(doc: Dict[str, Any], seeds: Sequence[int] = (0,)) -> str:
     return text + ("\nmIoU per seed at " + "; at ".join(per_seed) + ".\n" if per_seed else "")
 
 
+def table_rows(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> List[Dict[str, Any]]:
+    """The summaries :func:`table` shows: all but the learning-curve rows (``curve*``, whose oracles still count)."""
+    return [r for r in summarize(doc, seeds) if not r["key"].startswith("curve")]
+
+
 def table(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> str:
     """The README table: per-class IoU, mean ± std mIoU, gap closed, paired Δ to source-only (mean ± std, n).
-    The learning-curve rows (``curve*``) have their own table (:func:`curve_table`)."""
-    rows = [r for r in summarize(doc, seeds) if not r["key"].startswith("curve")]  # their oracles still count
+    The learning-curve rows have their own table (:func:`curve_table`)."""
+    rows = table_rows(doc, seeds)
     if not rows:
         raise SystemExit(f"synthcity_results.py table: no finished run of seeds {list(seeds or [])} in the file")
     names = list(rows[0]["iou"])
@@ -333,6 +338,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     t.add_argument("results", nargs="?", default="results/synthcity.json")
     t.add_argument("--markdown", help="also write the table here")
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the seeds tabled (default 0 1 2)")
+    t.add_argument("--if-any", action="store_true",
+                   help="with no finished run of --seeds in the file, say so and write nothing (instead of failing)")
     u = sub.add_parser("curve", help="print the learning-curve table from the results file")
     u.add_argument("results", nargs="?", default="results/synthcity.json")
     u.add_argument("--markdown", help="also write the table here")
@@ -353,6 +360,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f"wrote {a.out}: {sum(len(r['runs']) for r in doc['rows'])} runs in {len(doc['rows'])} rows")
     else:
         doc = json.loads(Path(a.results).read_text())
+        if a.cmd == "table" and a.if_any and not table_rows(doc, a.seeds):
+            print(f"{a.results}: no finished run of seeds {a.seeds}; no table written")
+            return
         text = curve_table(doc, a.seeds) if a.cmd == "curve" else table(doc, a.seeds)
         print(text)
         if a.markdown:

@@ -197,7 +197,7 @@ def test_diagnostics_summary_on_hand_made_records(tmp_path):
     assert "| 100 | 0.650 | - | 0.250 |" in ds.table([tmp_path])
 
 
-def test_synthcity_results_batchnorm_rows_file_apart_and_merge(tmp_path):
+def test_synthcity_results_batchnorm_rows_file_apart_and_merge(tmp_path, capsys):
     """The BatchNorm experiment's rows (bn_*) go to their own file, are paired to their statistics-only control,
     and a collect in a checkout holding only some runs can keep the results file's other runs (--merge)."""
     import synthcity_results as sr
@@ -230,6 +230,12 @@ def test_synthcity_results_batchnorm_rows_file_apart_and_merge(tmp_path):
         "bn_stats", "bn_minent", "bn_stats_adabn", "bn_minent_adabn"]  # 'bn': every bn_* row there is
     with pytest.raises(SystemExit, match=r"no finished run of seeds \[3, 4, 5\]"):
         sr.table(json.loads((tmp_path / "bn.json").read_text()), [3, 4, 5])
+    # --if-any: the same absence says so and writes nothing, so a script can ask for seeds that may not have run
+    md = tmp_path / "bn_seeds345.md"
+    sr.main(["table", str(tmp_path / "bn.json"), "--seeds", "3", "4", "5", "--if-any", "--markdown", str(md)])
+    assert "no finished run of seeds [3, 4, 5]; no table written" in capsys.readouterr().out and not md.exists()
+    sr.main(["table", str(tmp_path / "bn.json"), "--seeds", "0", "--if-any", "--markdown", str(md)])
+    assert md.read_text().startswith("| run | seeds |")
     # --merge: the old file's runs of seed 2 and of a row absent here survive; seeds present here are replaced
     old = {"protocol": {"p": 1}, "machine": {"cpu": "AMD EPYC"}, "rows": [
         {"key": "oracle", "label": "oracle", "config": "c", "runs": [{"seed": 0, "miou": 28.0}]},
