@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The open-set SynthCity table (README "Open set", results/openset.json) on protocol v2: the open-set source-only
+# model and OSBP with confidence pseudo-labels, seeds 0, 1, 2 (final weights), one thread per run and two runs at a
+# time on the 2 cores; then the post-hoc scorings (MSP, normalized entropy on the source-only model; the thresholded
+# p(unknown) of OSBP), every threshold fixed on held-out source pixels; then the results file and the table.
+# Finished runs and scorings are skipped and interrupted runs resume from their last checkpoint, so the script resumes.
+#   bash bench/openset_runs.sh                 # everything (about 2 hours of one core per seed pair on a slow CPU)
+#   SEEDS="0" bash bench/openset_runs.sh       # one seed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+OUT=${OUT:-runs/openset_v2}
+SEEDS=${SEEDS:-"0 1 2"}
+export OMP_NUM_THREADS=1
+[ -f data/synthcity/synthcity_meta.json ] || $PY tools/generate_synthcity.py --out data/synthcity
+mkdir -p "$OUT"
+# shellcheck disable=SC2086
+$PY bench/openset_results.py commands --out "$OUT" --seeds $SEEDS | sed "s|^|$PY |" | xargs -P "${JOBS:-2}" -I{} sh -c '{}'
+# shellcheck disable=SC2086
+$PY bench/openset_results.py evaluations --out "$OUT" --seeds $SEEDS | sed "s|^|$PY |" | xargs -P "${JOBS:-2}" -I{} sh -c '{}'
+# shellcheck disable=SC2086
+$PY bench/openset_results.py collect --runs "$OUT" --seeds $SEEDS --out results/openset.json
+$PY bench/openset_results.py table results/openset.json --markdown results/openset.md
