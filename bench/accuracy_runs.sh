@@ -7,14 +7,9 @@
 #   bash bench/accuracy_runs.sh                                   # everything (about 4 hours on 2 cores)
 #   ROWS="source_only oracle" SEEDS="0 1 2" bash bench/accuracy_runs.sh   # some rows only
 #   ROWS="source_only self_training self_training_rcs" SEEDS="3 4 5" bash bench/accuracy_runs.sh   # the replication
-set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
 OUT=${OUT:-runs/v2}
-SEEDS=${SEEDS:-"0 1 2"}
-export OMP_NUM_THREADS=1
-[ -f data/synthcity/synthcity_meta.json ] || $PY tools/generate_synthcity.py --out data/synthcity
-mkdir -p "$OUT"
+# shellcheck source=bench/runs_common.sh
+source "$(dirname "$0")/runs_common.sh"
 # shellcheck disable=SC2086
 $PY bench/synthcity_results.py commands --out "$OUT" --seeds $SEEDS ${ROWS:+--rows $ROWS} \
   | sed "s|^|$PY |" | xargs -P "${JOBS:-2}" -I{} sh -c '{}'

@@ -6,14 +6,9 @@
 # Finished runs and scorings are skipped and interrupted runs resume from their last checkpoint, so the script resumes.
 #   bash bench/openset_runs.sh                 # everything (about 2 hours of one core per seed pair on a slow CPU)
 #   SEEDS="0" bash bench/openset_runs.sh       # one seed
-set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
 OUT=${OUT:-runs/openset_v2}
-SEEDS=${SEEDS:-"0 1 2"}
-export OMP_NUM_THREADS=1
-[ -f data/synthcity/synthcity_meta.json ] || $PY tools/generate_synthcity.py --out data/synthcity
-mkdir -p "$OUT"
+# shellcheck source=bench/runs_common.sh
+source "$(dirname "$0")/runs_common.sh"
 # shellcheck disable=SC2086
 $PY bench/openset_results.py commands --out "$OUT" --seeds $SEEDS | sed "s|^|$PY |" | xargs -P "${JOBS:-2}" -I{} sh -c '{}'
 # shellcheck disable=SC2086
