@@ -3,7 +3,8 @@
 # x seeds 0, 1, 2 (final weights), one thread per run and two runs at a time on the 2 cores, as the table was made;
 # then AdvEnt+MinEnt as the paper's 0.5/0.5 ensemble of the MinEnt and AdvEnt runs of each seed (with and
 # without the class-ratio prior); then the results
-# file and the table. Finished runs (final_metrics.json present) are skipped, so the script resumes.
+# file and the table. Finished runs (final_metrics.json present) are skipped and interrupted ones resume from their
+# last checkpoint (logs appended), so the script resumes.
 #   bash bench/accuracy_runs.sh                                   # everything (about 4 hours on 2 cores)
 #   ROWS="source_only oracle" SEEDS="0 1 2" bash bench/accuracy_runs.sh   # some rows only
 #   ROWS="source_only self_training self_training_rcs" SEEDS="3 4 5" bash bench/accuracy_runs.sh   # the replication

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from synthcity_results import _cpu_name, _run_minutes
+from synthcity_results import _cpu_name, _run_minutes, pending_training
 
 OUT = "runs/openset_v2"
 #: the trainings: run name -> config
@@ -57,17 +57,10 @@ def eval_command(key: str, seed: int, out: str) -> Optional[str]:
 
 
 def pending_trainings(seeds: Sequence[int], out: str) -> List[str]:
-    """Arguments after ``python`` (with a log file each) of the unfinished trainings; ``--resume`` where a
-    checkpoint exists (a resumed run matches an uninterrupted one)."""
-    cmds = []
-    for seed in seeds:
-        for run in RUNS:
-            d = Path(out, f"{run}_s{seed}")
-            if not (d / "final_metrics.json").is_file():
-                resume = " --resume" if (d / "checkpoints" / "last.pth").is_file() else ""
-                cmds.append(train_command(run, seed, out).split(" python ", 1)[1]
-                            + f" --no-progress{resume} >> {d}.log 2>&1")
-    return cmds
+    """Arguments after ``python`` (with a log file each) of the unfinished trainings; interrupted ones resume
+    (``synthcity_results.pending_training``)."""
+    cmds = [pending_training(train_command(run, seed, out), f"{out}/{run}_s{seed}") for seed in seeds for run in RUNS]
+    return [c for c in cmds if c]
 
 
 def pending_evaluations(seeds: Sequence[int], out: str) -> List[str]:

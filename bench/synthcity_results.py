@@ -295,8 +295,20 @@ def table(doc: Dict[str, Any], seeds: Optional[Sequence[int]] = None) -> str:
     return "\n".join(lines) + f"\n\nmIoU per seed ({' / '.join(map(str, shown))}): {per_seed_text}.{note}\n"
 
 
+def pending_training(command: str, work_dir: str) -> Optional[str]:
+    """The arguments after ``python`` of the training ``command`` into ``work_dir`` if it hasn't finished (no final
+    metrics), with its log appended to ``{work_dir}.log``; ``--resume`` where a checkpoint exists, since a resumed run
+    matches an uninterrupted one (on the same CPU model). None when it has finished. Every bench runs script uses it."""
+    d = Path(work_dir)
+    if (d / "final_metrics.json").is_file():
+        return None
+    resume = " --resume" if (d / "checkpoints" / "last.pth").is_file() else ""
+    return command.split(" python ", 1)[1] + f" --no-progress{resume} >> {work_dir}.log 2>&1"
+
+
 def pending_commands(rows: Sequence[str], seeds: Sequence[int], out: str) -> List[str]:
-    """Arguments after ``python`` (with a log file each) of the runs of ``rows`` x ``seeds`` with no final metrics."""
+    """Arguments after ``python`` (with a log file each) of the runs of ``rows`` x ``seeds`` with no final metrics;
+    interrupted runs resume (``pending_training``)."""
     configs = {k: (c, o) for k, _, c, o in ROWS}
     unknown = [r for r in rows if r not in configs or configs[r][0] is None]
     if unknown:
@@ -305,10 +317,10 @@ def pending_commands(rows: Sequence[str], seeds: Sequence[int], out: str) -> Lis
     for seed in seeds:
         for row in (r for r in rows if r not in METRICS_FROM):  # those come with another row's runs
             d = f"{out}/{row}_s{seed}"
-            if not Path(d, "final_metrics.json").is_file():
-                config, overrides = configs[row]
-                cmds.append(train_command(config, seed, d, overrides).split(" python ", 1)[1]
-                            + f" --no-progress > {d}.log 2>&1")
+            config, overrides = configs[row]
+            cmd = pending_training(train_command(config, seed, d, overrides), d)
+            if cmd:
+                cmds.append(cmd)
     return cmds
 
 

@@ -67,7 +67,13 @@ def test_synthcity_results_collect_and_table(tmp_path, capsys):
     assert (tmp_path / "t.md").read_text() == out.rstrip("\n") + "\n"
     assert sr.pending_commands(["advent"], [1, 2], str(runs)) == [
         f"tools/train.py configs/synthcity/advent_lite0.yaml seed=2 --work-dir {runs}/advent_s2 --no-progress "
-        f"> {runs}/advent_s2.log 2>&1"]
+        f">> {runs}/advent_s2.log 2>&1"]
+    # an interrupted run (a checkpoint, no final metrics) resumes from it, its log appended
+    (runs / "advent_s2" / "checkpoints").mkdir(parents=True)
+    (runs / "advent_s2" / "checkpoints" / "last.pth").touch()
+    assert sr.pending_commands(["advent"], [1, 2], str(runs)) == [
+        f"tools/train.py configs/synthcity/advent_lite0.yaml seed=2 --work-dir {runs}/advent_s2 --no-progress "
+        f"--resume >> {runs}/advent_s2.log 2>&1"]
     with pytest.raises(SystemExit, match="unknown row"):
         sr.pending_commands(["ensemble"], [0], str(runs))
     # ensembles: listed once both members' final checkpoints exist, and no longer once scored
@@ -163,7 +169,7 @@ def test_synthcity_results_two_stage_rows(tmp_path):
     cmds = sr.pending_commands(["minent_cp_ft"], [2], str(tmp_path))
     assert cmds == [f"tools/train.py configs/synthcity/minent_cp_lite0.yaml seed=2 "
                     f"model.init_from={tmp_path}/source_only_s2/checkpoints/last.pth "
-                    f"--work-dir {tmp_path}/minent_cp_ft_s2 --no-progress > {tmp_path}/minent_cp_ft_s2.log 2>&1"]
+                    f"--work-dir {tmp_path}/minent_cp_ft_s2 --no-progress >> {tmp_path}/minent_cp_ft_s2.log 2>&1"]
     runs = tmp_path / "runs"
     for key, mious in {"source_only": (0.10, 0.20), "source_only_ft": (0.12, 0.21), "minent_cp_ft": (0.15, 0.20),
                        "curve1200_oracle": (0.32, 0.32), "oracle": (0.30, 0.30)}.items():
