@@ -61,7 +61,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--label-free", action="store_true",
                    help="score without target labels: class histogram of the predictions on the unlabelled "
                         "data.target images (val transform) vs the source label histogram (total variation), "
-                        "and the mean prediction entropy")
+                        "and the mean prediction entropy; with an open-set config, an 'unknown' bin too")
     p.add_argument("--adabn", type=int, default=None, metavar="N",
                    help="AdaBN: first re-estimate every BatchNorm layer's running statistics on the first N "
                         "unlabelled data.target images (val transform, batches of data.batch_size; no label read)")
@@ -229,17 +229,20 @@ def adapt_bn_statistics(args: argparse.Namespace, cfg, models) -> Optional[int]:
 
 def run_label_free(args: argparse.Namespace, cfg, checkpoints: List[str], options, first) -> int:
     """The label-free score (seg_uda.evaluation.label_free) of (an ensemble of) checkpoints: data.target is built
-    without labels and predicted un-augmented; the source histogram comes from all data.source labels."""
+    without labels and predicted un-augmented; the source histogram comes from all data.source labels. With an
+    open-set config, the known classes plus *unknown* (whose source share is 0)."""
     from seg_uda.builders import build_dataset, source_class_prior
     from seg_uda.data.labels import class_names
+    from seg_uda.data.openset import protocol_from_config
     from seg_uda.evaluation.checkpoint_model import load_models
     from seg_uda.evaluation.label_free import format_label_free, label_free_score
     from seg_uda.runtime import dist
 
-    if cfg.data.openset.enabled or args.best_of_snapshots or args.unknown_score or args.unknown_threshold:
-        raise UsageError("--label-free scores a closed-set model alone (no open-set config, --best-of-snapshots "
-                         "or --unknown-*)")
-    n = cfg.data.num_classes
+    if args.best_of_snapshots or args.unknown_score or args.unknown_threshold:
+        raise UsageError("--label-free scores the models' own argmax (no --best-of-snapshots or --unknown-*)")
+    protocol = protocol_from_config(cfg)  # open-set: K known classes + an unknown bin, where an OSBP argmax counts
+    open_set = protocol is not None
+    names = list(protocol.known_names) + ["unknown"] if protocol else list(class_names(cfg.data.num_classes))
     device = dist.init_distributed(args.device)
     try:
         models = load_models(cfg, checkpoints, device, first=first)
@@ -248,10 +251,10 @@ def run_label_free(args: argparse.Namespace, cfg, checkpoints: List[str], option
         target = build_dataset(cfg, "target", with_labels=False, transform_role="val")
         workers = args.num_workers if args.num_workers is not None else min(cfg.data.num_workers, 2)
         score = label_free_score(models, target, source, max_images=args.max_images, num_workers=workers,
-                                 weights=args.weights, fuse=args.fuse, options=options, amp=args.amp)
+                                 open_set=open_set, weights=args.weights, fuse=args.fuse, options=options,
+                                 amp=args.amp)
         dist.barrier()
         if dist.is_main_process():
-            names = list(class_names(n))
             print(f"{len(checkpoints)} model(s), label-free on {cfg.data.target.get('type')} "
                   f"'{cfg.data.target.get('split', '')}' ({score.num_images} unlabelled images)")
             print(format_label_free(score, names))

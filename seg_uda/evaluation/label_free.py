@@ -20,22 +20,28 @@ from .inference import class_argmax
 
 
 class PredictionStatsAccumulator:
-    """Per-class pixel counts of the argmax and the summed entropy (normalised by log C) of fused probabilities."""
+    """Per-class pixel counts of the argmax and the summed entropy (normalised by log C, C the model's channels) of
+    fused probabilities. ``open_set``: one more bin, *unknown* (id ``num_classes``), filled by the argmax of a (K+1)-
+    channel model and left empty by a K-channel one, so that both are scored on the same K+1 bins."""
 
-    def __init__(self, num_classes: int, device: Any = "cpu") -> None:
+    def __init__(self, num_classes: int, device: Any = "cpu", open_set: bool = False) -> None:
         if num_classes < 2:
             raise ValueError(f"PredictionStatsAccumulator needs >= 2 classes, got {num_classes}")
-        self.num_classes = int(num_classes)
+        self.num_known = int(num_classes)
+        self.open_set = bool(open_set)
+        self.num_classes = self.num_known + int(self.open_set)  # histogram bins
         # [0:C] argmax counts, [C] summed normalised entropy, [C+1] pixels, [C+2] images: one buffer, one all_reduce
         self.sums = torch.zeros(self.num_classes + 3, dtype=torch.float64, device=device)
 
     def update(self, batch: Dict[str, Any], probs: torch.Tensor) -> None:
-        if probs.shape[1] != self.num_classes:
-            raise ValueError(f"models predict {probs.shape[1]} classes, label-free scoring expects {self.num_classes}")
+        channels = probs.shape[1]
+        if channels != self.num_known and not (self.open_set and channels == self.num_known + 1):
+            expected = f"K={self.num_known} or K+1" if self.open_set else str(self.num_known)
+            raise ValueError(f"models predict {channels} classes, label-free scoring expects {expected}")
         pred = class_argmax(probs)
         self.sums[: self.num_classes] += torch.bincount(pred.reshape(-1), minlength=self.num_classes).double()
         p = probs.double()
-        ent = -(p * torch.log(p.clamp_min(1e-30))).sum(1) / math.log(self.num_classes)
+        ent = -(p * torch.log(p.clamp_min(1e-30))).sum(1) / math.log(channels)
         self.sums[self.num_classes] += ent.sum()
         self.sums[self.num_classes + 1] += ent.numel()
         self.sums[self.num_classes + 2] += probs.shape[0]
@@ -67,27 +73,36 @@ class LabelFreeScore:
     total_variation: float
     mean_entropy: float
     num_images: int
+    #: open-set scoring: the share of target pixels predicted *unknown* (the last bin; the source has none)
+    unknown_fraction: Optional[float] = None
 
     def to_dict(self, class_names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         names = list(class_names) if class_names else [str(i) for i in range(len(self.source_label_histogram))]
-        return {"total_variation": self.total_variation, "mean_entropy": self.mean_entropy,
-                "num_images": self.num_images,
-                "target_prediction_histogram": dict(zip(names, self.target_prediction_histogram)),
-                "source_label_histogram": dict(zip(names, self.source_label_histogram))}
+        out = {"total_variation": self.total_variation, "mean_entropy": self.mean_entropy,
+               "num_images": self.num_images,
+               "target_prediction_histogram": dict(zip(names, self.target_prediction_histogram)),
+               "source_label_histogram": dict(zip(names, self.source_label_histogram))}
+        if self.unknown_fraction is not None:
+            out["unknown_fraction"] = self.unknown_fraction
+        return out
 
 
 def label_free_score(models: Sequence[torch.nn.Module], target: Any, source_histogram: Sequence[float],
-                     max_images: Optional[int] = None, num_workers: int = 0, **eval_kwargs: Any) -> LabelFreeScore:
+                     max_images: Optional[int] = None, num_workers: int = 0, open_set: bool = False,
+                     **eval_kwargs: Any) -> LabelFreeScore:
     """Score (an ensemble of) ``models`` on the unlabelled ``target`` dataset (items: image, name) against
-    ``source_histogram``. ``eval_kwargs`` go to :func:`run_evaluation` (weights, fuse, options, amp)."""
+    ``source_histogram`` (K known classes). ``open_set``: K+1 bins, the source's *unknown* share 0, so a model that
+    sends target pixels to *unknown* pays for them in the distance, and their share is reported. ``eval_kwargs`` go
+    to :func:`run_evaluation` (weights, fuse, options, amp)."""
     from .runner import model_device, run_evaluation
 
-    acc = PredictionStatsAccumulator(len(source_histogram), device=model_device(models))
+    acc = PredictionStatsAccumulator(len(source_histogram), device=model_device(models), open_set=open_set)
     run_evaluation(models, target, [acc], max_images=max_images, num_workers=num_workers, require_labels=False,
                    **eval_kwargs)
     hist = acc.histogram()
-    return LabelFreeScore(hist, [float(v) for v in source_histogram], total_variation(hist, source_histogram),
-                          acc.mean_entropy(), acc.num_images())
+    source = [float(v) for v in source_histogram] + ([0.0] if open_set else [])
+    return LabelFreeScore(hist, source, total_variation(hist, source), acc.mean_entropy(), acc.num_images(),
+                          hist[-1] if open_set else None)
 
 
 def format_label_free(score: LabelFreeScore, class_names: Optional[Sequence[str]] = None) -> str:
@@ -99,6 +114,8 @@ def format_label_free(score: LabelFreeScore, class_names: Optional[Sequence[str]
         lines.append(f"{name:>{width}s}  {100 * t:13.2f}  {100 * s:14.2f}")
     lines.append(f"total variation (target predictions vs source labels): {score.total_variation:.4f}")
     lines.append(f"mean normalised prediction entropy on the target: {score.mean_entropy:.4f}")
+    if score.unknown_fraction is not None:
+        lines.append(f"target pixels predicted unknown: {100 * score.unknown_fraction:.2f}%")
     return "\n".join(lines)
 
 

@@ -49,6 +49,35 @@ def test_accumulator_rejects_wrong_class_count():
         PredictionStatsAccumulator(2).update({}, torch.full((1, 3, 1, 1), 1 / 3))
 
 
+def test_open_set_accumulator_adds_an_unknown_bin():
+    """K=2 known classes: a (K+1)-channel model's unknown argmax fills the last bin, entropy normalised by log(K+1);
+    a K-channel model leaves it empty; K+2 channels are refused."""
+    acc = PredictionStatsAccumulator(2, open_set=True)
+    probs = torch.tensor([[0.1, 0.6], [0.2, 0.3], [0.7, 0.1]]).view(1, 3, 1, 2)  # pixel 0 -> unknown, 1 -> class 0
+    acc.update({}, probs)
+    assert acc.histogram() == pytest.approx([0.5, 0.0, 0.5])
+    h = [-sum(p * math.log(p) for p in ps) / math.log(3) for ps in ((0.1, 0.2, 0.7), (0.6, 0.3, 0.1))]
+    assert acc.mean_entropy() == pytest.approx(sum(h) / 2)
+    closed = PredictionStatsAccumulator(2, open_set=True)
+    closed.update({}, torch.tensor([[0.9], [0.1]]).view(1, 2, 1, 1))
+    assert closed.histogram() == pytest.approx([1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="4 classes, label-free scoring expects K=2 or K\\+1"):
+        acc.update({}, torch.full((1, 4, 1, 1), 0.25))
+
+
+def test_open_set_score_charges_unknown_predictions():
+    """The source has no unknown pixel: a model that calls every target pixel unknown is at distance 1 from it."""
+    source = [0.5, 0.3, 0.2]
+    score = label_free_score([ConstantLogits([0.0, 0.0, 0.0, 3.0])], unlabelled(), source, open_set=True)
+    assert score.target_prediction_histogram == pytest.approx([0.0, 0.0, 0.0, 1.0])
+    assert score.source_label_histogram == [0.5, 0.3, 0.2, 0.0]
+    assert score.total_variation == pytest.approx(1.0) and score.unknown_fraction == pytest.approx(1.0)
+    assert score.to_dict(["a", "b", "c", "unknown"])["unknown_fraction"] == pytest.approx(1.0)
+    assert "target pixels predicted unknown: 100.00%" in format_label_free(score, ["a", "b", "c", "unknown"])
+    # a closed-set score has no unknown share
+    assert "unknown_fraction" not in label_free_score([ConstantLogits([1.0, 0.0, 0.0])], unlabelled(), source).to_dict()
+
+
 def test_source_label_histogram_sums_all_images():
     counts = np.array([[3, 1, 0], [1, 3, 0], [0, 0, 4]])
     assert source_label_histogram(counts) == pytest.approx([1 / 3, 1 / 3, 1 / 3])
@@ -120,9 +149,9 @@ def test_cli_label_free_reads_no_target_label(trained, tmp_path):
     assert res["total_variation"] == pytest.approx(0.5 * sum(abs(a - b) for a, b in zip(expected, source)))
 
 
-def test_cli_label_free_refuses_open_set_flags(trained, capsys):
+def test_cli_label_free_refuses_thresholded_scores(trained, capsys):
     from seg_uda.cli.evaluate import main
 
     _, cfg_path, ckpt = trained
     assert main([str(cfg_path), str(ckpt), "--label-free", "--unknown-score", "msp"]) == 2
-    assert "--label-free scores a closed-set model alone" in capsys.readouterr().err
+    assert "--label-free scores the models' own argmax" in capsys.readouterr().err

@@ -307,6 +307,14 @@ def test_tiny_openset_training_and_evaluation(synthcity, tmp_path, capsys):
     assert "Common mIoU" in out and "Private IoU" in out and "H-score" in out
     saved = json.loads((tmp_path / "m.json").read_text())
     assert saved["num_known"] == 19 and "private_iou" in saved
+    # the label-free score (no target label) has the unknown bin, whose share is the model's own unknown argmax
+    lf_json = tmp_path / "lf.json"
+    assert evaluate_tool.main([str(ckpt), "--device", "cpu", "--label-free", "--out-json", str(lf_json)]) == 0
+    lf = json.loads(lf_json.read_text())
+    assert list(lf["target_prediction_histogram"])[-1] == "unknown" and len(lf["target_prediction_histogram"]) == 20
+    assert lf["source_label_histogram"]["unknown"] == 0.0
+    assert lf["unknown_fraction"] == lf["target_prediction_histogram"]["unknown"]
+    assert sum(lf["target_prediction_histogram"].values()) == pytest.approx(1.0)
 
 
 def test_posthoc_evaluation_with_calibrated_threshold(synthcity, tmp_path, capsys):
