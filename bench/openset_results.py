@@ -3,6 +3,7 @@ with the post-hoc unknown scores against OSBP with confidence pseudo-labels, per
 
   python bench/openset_results.py commands [--seeds 0 1 2] [--out runs/openset_v2]   # trainings still to do
   python bench/openset_results.py evaluations [--seeds 0 1 2] [--out runs/openset_v2]   # scorings still to do
+                                                  # (with each training's label-free score)
   python bench/openset_results.py collect [--runs runs/openset_v2] [--out results/openset.json]
   python bench/openset_results.py table [results/openset.json] [--markdown results/openset.md]
 
@@ -25,6 +26,9 @@ OUT = "runs/openset_v2"
 #: the trainings: run name -> config
 RUNS = {"source_only": "configs/openset/synthcity_source_only_lite0.yaml",
         "osbp_pl": "configs/openset/synthcity_osbp_pl_lite0.yaml"}
+RUN_LABELS = {"source_only": "source-only", "osbp_pl": "OSBP + confidence pseudo-labels"}
+#: each training's label-free score (``tools/evaluate.py --label-free``; reads no target label)
+LABEL_FREE = "label_free.json"
 #: (key, label, run, metrics file, tools/evaluate.py arguments; None: the trainer's own final evaluation)
 ROWS = [
     ("source_only_msp", "source-only + MSP (max prob < T)", "source_only", "final_metrics_msp.json",
@@ -56,6 +60,14 @@ def eval_command(key: str, seed: int, out: str) -> Optional[str]:
             f"--out-json {d}/{metrics}")
 
 
+def label_free_command(run: str, seed: int, out: str) -> str:
+    """The label-free score of the final weights of ``run`` for ``seed``: the target-train predictions' class
+    histogram (with an unknown bin) against the source labels', its entropy and the share predicted unknown."""
+    d = f"{out}/{run}_s{seed}"
+    return (f"OMP_NUM_THREADS=1 python tools/evaluate.py {d}/checkpoints/last.pth --label-free --threads 1 "
+            f"--out-json {d}/{LABEL_FREE}")
+
+
 def pending_trainings(seeds: Sequence[int], out: str) -> List[str]:
     """Arguments after ``python`` (with a log file each) of the unfinished trainings; interrupted ones resume
     (``synthcity_results.pending_training``)."""
@@ -64,13 +76,18 @@ def pending_trainings(seeds: Sequence[int], out: str) -> List[str]:
 
 
 def pending_evaluations(seeds: Sequence[int], out: str) -> List[str]:
-    """Arguments after ``python`` of the scorings whose training has finished and whose result doesn't exist."""
+    """Arguments after ``python`` of the scorings (and label-free scores) whose training has finished and whose
+    result doesn't exist."""
     cmds = []
     for seed in seeds:
         for key, _, run, metrics, args in ROWS:
             d = Path(out, f"{run}_s{seed}")
             if args and (d / "final_metrics.json").is_file() and not (d / metrics).is_file():
                 cmds.append(eval_command(key, seed, out).split(" python ", 1)[1])
+        for run in RUNS:
+            d = Path(out, f"{run}_s{seed}")
+            if (d / "final_metrics.json").is_file() and not (d / LABEL_FREE).is_file():
+                cmds.append(label_free_command(run, seed, out).split(" python ", 1)[1])
     return cmds
 
 
@@ -97,6 +114,18 @@ def collect(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:
             entries.append(entry)
         if entries:
             rows.append({"key": key, "label": label, "config": RUNS[run], "runs": entries})
+    label_free = []
+    for run in RUNS:
+        entries = []
+        for seed in seeds:
+            f = runs / f"{run}_s{seed}" / LABEL_FREE
+            if f.is_file():
+                lf = json.loads(f.read_text())
+                entries.append({"seed": seed, **{k: lf.get(k) for k in ("total_variation", "mean_entropy",
+                                                                         "unknown_fraction", "num_images")},
+                                "command": label_free_command(run, seed, str(runs))})
+        if entries:
+            label_free.append({"run": run, "label": RUN_LABELS[run], "runs": entries})
     first = next((Path(e["work_dir"]) for r in rows for e in r["runs"]), None)
     cfg = yaml.safe_load((first / "config.yaml").read_text()) if first else {}
     return {"benchmark": "SynthCity game -> real, open set: 19 known classes, animal and tuk-tuk private to the "
@@ -107,7 +136,7 @@ def collect(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:
                 "weights": "final (no checkpoint selection)", "threads_per_run": 1,
                 "thresholds": "auto: 5% of held-out labelled source pixels flagged (no target label)"},
             "machine": {"cpu": sorted({e["cpu"] for r in rows for e in r["runs"] if "cpu" in e}) or _cpu_name()},
-            "rows": rows}
+            "rows": rows, "label_free": label_free}
 
 
 def _mean_std(values: Sequence[float], signed: bool = False) -> str:
@@ -139,8 +168,27 @@ def table(doc: Dict[str, Any]) -> str:
     thresholds = "; ".join(f"{r['label']}: " + " / ".join(
         "-" if e.get("threshold") is None else f"{e['threshold']:.3f}" for e in r["runs"])
         for r in doc["rows"] if any(e.get("threshold") is not None for e in r["runs"]))
-    return "\n".join(lines) + (f"\n\nThresholds T per seed (fixed on held-out source pixels): {thresholds}.\n"
+    text = "\n".join(lines) + (f"\n\nThresholds T per seed (fixed on held-out source pixels): {thresholds}.\n"
                                if thresholds else "\n")
+    return text + (f"\n{label_free_table(doc['label_free'])}" if doc.get("label_free") else "")
+
+
+def label_free_table(entries: Sequence[Dict[str, Any]]) -> str:
+    """Per training: the label-free scores of its final weights on the unlabelled target-train images (mean ± std
+    over seeds, and per seed): D (total variation to the source label histogram), entropy, share predicted unknown."""
+    head = ["training (final weights)", "seeds", "D", "D per seed", "mean entropy", "predicted unknown, %"]
+    lines = ["Label-free (no target label; `tools/evaluate.py RUN/checkpoints/last.pth --label-free`):", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in entries:
+        runs = sorted(r["runs"], key=lambda e: e["seed"])
+        unknown = [100 * e["unknown_fraction"] for e in runs if e.get("unknown_fraction") is not None]
+        d = [e["total_variation"] for e in runs]
+        lines.append("| " + " | ".join([
+            r["label"], " / ".join(str(e["seed"]) for e in runs),
+            f"{statistics.fmean(d):.3f}" + (f" ± {statistics.stdev(d):.3f}" if len(d) > 1 else ""),
+            " / ".join(f"{x:.3f}" for x in d), " / ".join(f"{e['mean_entropy']:.3f}" for e in runs),
+            " / ".join(f"{x:.2f}" for x in unknown) if unknown else "-"]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -46,7 +46,9 @@ def test_openset_results_pending_collect_and_table(tmp_path):
     assert osr.pending_evaluations([0], str(runs)) == [
         f"tools/evaluate.py configs/openset/synthcity_source_only_lite0.yaml {runs}/source_only_s0/checkpoints/"
         f"last.pth --unknown-score {s} --unknown-threshold auto --threads 1 --out-json "
-        f"{runs}/source_only_s0/final_metrics_{s}.json" for s in ("msp", "entropy")]
+        f"{runs}/source_only_s0/final_metrics_{s}.json" for s in ("msp", "entropy")] + [
+        f"tools/evaluate.py {runs}/source_only_s0/checkpoints/last.pth --label-free --threads 1 "
+        f"--out-json {runs}/source_only_s0/label_free.json"]
     # two seeds finished and scored: hand-made Common / Private (H = 2CP / (C + P))
     shutil.rmtree(runs / "osbp_pl_s0")
     fake_openset_run(runs, "source_only", 1, {"final_metrics.json": (0.10, 0.0, None)})
@@ -55,6 +57,10 @@ def test_openset_results_pending_collect_and_table(tmp_path):
                                                       "final_metrics_entropy.json": (c_msp, p_msp, 0.49)})
         fake_openset_run(runs, "osbp_pl", seed, {"final_metrics.json": (c_os, p_os, None),
                                                  "final_metrics_head.json": (c_os, p_os / 2, 0.018)})
+        for run, (tv, ent, unk) in (("source_only", (0.2 + seed / 10, 0.4, None)), ("osbp_pl", (0.9, 0.05, 0.01))):
+            (runs / f"{run}_s{seed}" / "label_free.json").write_text(json.dumps(
+                {"total_variation": tv, "mean_entropy": ent, "num_images": 2000,
+                 **({} if unk is None else {"unknown_fraction": unk})}))
     assert osr.pending_trainings([0, 1], str(runs)) == [] and osr.pending_evaluations([0, 1], str(runs)) == []
     doc = osr.collect(runs, [0, 1, 2])
     assert [r["key"] for r in doc["rows"]] == ["source_only_msp", "source_only_entropy", "osbp_pl", "osbp_pl_head"]
@@ -74,6 +80,11 @@ def test_openset_results_pending_collect_and_table(tmp_path):
     assert "| 7.00 ± 1.41 |" in osbp_line  # Common mIoU: 6 and 8
     assert next(line for line in text.splitlines() if line.startswith("| source-only + MSP")).endswith("| - |")
     assert "the same model, p(unknown) > T: 0.018 / 0.018" in text
+    # the label-free scores of each training, per seed (D: 0.2 and 0.3 for source-only, mean 0.25, std 0.071)
+    assert doc["label_free"][1]["runs"][0]["unknown_fraction"] == 0.01
+    assert "| source-only | 0 / 1 | 0.250 ± 0.071 | 0.200 / 0.300 | 0.400 / 0.400 | - |" in text
+    assert "| OSBP + confidence pseudo-labels | 0 / 1 | 0.900 ± 0.000 | 0.900 / 0.900 | 0.050 / 0.050 | 1.00 / 1.00 |" \
+        in text
     # the command line writes the same file and table
     osr.main(["collect", "--runs", str(runs), "--out", str(tmp_path / "os.json")])
     osr.main(["table", str(tmp_path / "os.json"), "--markdown", str(tmp_path / "os.md")])
