@@ -25,8 +25,10 @@ from synthcity_results import _cpu_name, _run_minutes, pending_training
 OUT = "runs/openset_v2"
 #: the trainings: run name -> config
 RUNS = {"source_only": "configs/openset/synthcity_source_only_lite0.yaml",
-        "osbp_pl": "configs/openset/synthcity_osbp_pl_lite0.yaml"}
-RUN_LABELS = {"source_only": "source-only", "osbp_pl": "OSBP + confidence pseudo-labels"}
+        "osbp_pl": "configs/openset/synthcity_osbp_pl_lite0.yaml",
+        "osbp_pl_tau": "configs/openset/synthcity_osbp_pl_tau_lite0.yaml"}
+RUN_LABELS = {"source_only": "source-only", "osbp_pl": "OSBP + confidence pseudo-labels",
+              "osbp_pl_tau": "OSBP + pseudo-labels, τ 0.968"}
 #: each training's label-free score (``tools/evaluate.py --label-free``; reads no target label)
 LABEL_FREE = "label_free.json"
 #: (key, label, run, metrics file, tools/evaluate.py arguments; None: the trainer's own final evaluation)
@@ -37,6 +39,10 @@ ROWS = [
      "--unknown-score entropy --unknown-threshold auto"),
     ("osbp_pl", "OSBP + confidence pseudo-labels (argmax over K+1)", "osbp_pl", "final_metrics.json", None),
     ("osbp_pl_head", "the same model, p(unknown) > T", "osbp_pl", "final_metrics_head.json",
+     "--unknown-score head --unknown-threshold auto"),
+    # the pseudo-label threshold rule's variant (docs/openset.md): known pseudo-labels only where confidence >= 0.968
+    ("osbp_pl_tau", "OSBP + pseudo-labels, τ 0.968 (argmax over K+1)", "osbp_pl_tau", "final_metrics.json", None),
+    ("osbp_pl_tau_head", "the τ 0.968 model, p(unknown) > T", "osbp_pl_tau", "final_metrics_head.json",
      "--unknown-score head --unknown-threshold auto"),
 ]
 #: the row every other row is paired with, seed for seed
