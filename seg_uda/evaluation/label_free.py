@@ -30,6 +30,7 @@ class PredictionStatsAccumulator:
         self.num_known = int(num_classes)
         self.open_set = bool(open_set)
         self.num_classes = self.num_known + int(self.open_set)  # histogram bins
+        self.unknown_head = False  # whether the model has the (K+1)-th channel (set by update)
         # [0:C] argmax counts, [C] summed normalised entropy, [C+1] pixels, [C+2] images: one buffer, one all_reduce
         self.sums = torch.zeros(self.num_classes + 3, dtype=torch.float64, device=device)
 
@@ -38,6 +39,7 @@ class PredictionStatsAccumulator:
         if channels != self.num_known and not (self.open_set and channels == self.num_known + 1):
             expected = f"K={self.num_known} or K+1" if self.open_set else str(self.num_known)
             raise ValueError(f"models predict {channels} classes, label-free scoring expects {expected}")
+        self.unknown_head = channels == self.num_known + 1
         pred = class_argmax(probs)
         self.sums[: self.num_classes] += torch.bincount(pred.reshape(-1), minlength=self.num_classes).double()
         p = probs.double()
@@ -73,7 +75,8 @@ class LabelFreeScore:
     total_variation: float
     mean_entropy: float
     num_images: int
-    #: open-set scoring: the share of target pixels predicted *unknown* (the last bin; the source has none)
+    #: open-set scoring of a model with an unknown channel: the share of target pixels predicted *unknown* (the
+    #: last bin; the source has none). None for closed-set scoring and for K-channel models.
     unknown_fraction: Optional[float] = None
 
     def to_dict(self, class_names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
@@ -102,7 +105,7 @@ def label_free_score(models: Sequence[torch.nn.Module], target: Any, source_hist
     hist = acc.histogram()
     source = [float(v) for v in source_histogram] + ([0.0] if open_set else [])
     return LabelFreeScore(hist, source, total_variation(hist, source), acc.mean_entropy(), acc.num_images(),
-                          hist[-1] if open_set else None)
+                          hist[-1] if open_set and acc.unknown_head else None)
 
 
 def format_label_free(score: LabelFreeScore, class_names: Optional[Sequence[str]] = None) -> str:

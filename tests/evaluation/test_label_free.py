@@ -74,8 +74,11 @@ def test_open_set_score_charges_unknown_predictions():
     assert score.total_variation == pytest.approx(1.0) and score.unknown_fraction == pytest.approx(1.0)
     assert score.to_dict(["a", "b", "c", "unknown"])["unknown_fraction"] == pytest.approx(1.0)
     assert "target pixels predicted unknown: 100.00%" in format_label_free(score, ["a", "b", "c", "unknown"])
-    # a closed-set score has no unknown share
+    # a closed-set score, and a K-channel model scored open-set (empty unknown bin), have no unknown share
     assert "unknown_fraction" not in label_free_score([ConstantLogits([1.0, 0.0, 0.0])], unlabelled(), source).to_dict()
+    k_channels = label_free_score([ConstantLogits([1.0, 0.0, 0.0])], unlabelled(), source, open_set=True)
+    assert k_channels.unknown_fraction is None and k_channels.target_prediction_histogram == [1.0, 0.0, 0.0, 0.0]
+    assert k_channels.total_variation == pytest.approx(0.5)
 
 
 def test_source_label_histogram_sums_all_images():
