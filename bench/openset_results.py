@@ -172,7 +172,7 @@ def table(doc: Dict[str, Any]) -> str:
                      _mean_std(diffs, signed=True) + f" ({' / '.join(f'{x:+.2f}' for x in diffs)})")
         lines.append("| " + " | ".join(cells) + " |")
     thresholds = "; ".join(f"{r['label']}: " + " / ".join(
-        "-" if e.get("threshold") is None else f"{e['threshold']:.3f}" for e in r["runs"])
+        "-" if e.get("threshold") is None else f"{e['threshold']:.3g}" for e in r["runs"])
         for r in doc["rows"] if any(e.get("threshold") is not None for e in r["runs"]))
     text = "\n".join(lines) + (f"\n\nThresholds T per seed (fixed on held-out source pixels): {thresholds}.\n"
                                if thresholds else "\n")
