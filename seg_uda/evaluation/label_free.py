@@ -21,8 +21,8 @@ from .inference import class_argmax
 
 class PredictionStatsAccumulator:
     """Per-class pixel counts of the argmax and the summed entropy (normalised by log C, C the model's channels) of
-    fused probabilities. ``open_set``: one more bin, *unknown* (id K = ``num_classes``), filled by the argmax of a (K+1)-
-    channel model and left empty by a K-channel one, so that both are scored on the same K+1 bins."""
+    fused probabilities. ``open_set``: one more bin, *unknown* (id K = ``num_classes``), filled by the argmax of a
+    (K+1)-channel model and left empty by a K-channel one, so that both are scored on the same K+1 bins."""
 
     def __init__(self, num_classes: int, device: Any = "cpu", open_set: bool = False) -> None:
         if num_classes < 2:
