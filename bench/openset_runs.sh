@@ -5,7 +5,7 @@
 # p(unknown) of OSBP), every threshold fixed on held-out source pixels, and each training's label-free score (no
 # target label: its target predictions' class histogram, unknown share and entropy); then the results file and the table.
 # Finished runs and scorings are skipped and interrupted runs resume from their last checkpoint, so the script resumes.
-#   bash bench/openset_runs.sh                 # everything (about 2 hours of one core per seed pair on a slow CPU)
+#   bash bench/openset_runs.sh                 # everything (three trainings per seed, 15-52 min each on a slow CPU)
 #   SEEDS="0" bash bench/openset_runs.sh       # one seed
 OUT=${OUT:-runs/openset_v2}
 # shellcheck source=bench/runs_common.sh
