@@ -145,10 +145,11 @@ def collect(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:
             "rows": rows, "label_free": label_free}
 
 
-def _mean_std(values: Sequence[float], signed: bool = False) -> str:
-    """``mean ± sample std`` (the std only with two values or more); ``signed`` writes the mean's sign."""
-    mean = format(statistics.fmean(values), "+.2f" if signed else ".2f")
-    return mean + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
+def _mean_std(values: Sequence[float], signed: bool = False, digits: int = 2) -> str:
+    """``mean ± sample std`` (the std only with two values or more) with ``digits`` decimals; ``signed`` writes the
+    mean's sign."""
+    mean = format(statistics.fmean(values), f"{'+' if signed else ''}.{digits}f")
+    return mean + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
 
 
 def table(doc: Dict[str, Any]) -> str:
@@ -191,7 +192,7 @@ def label_free_table(entries: Sequence[Dict[str, Any]]) -> str:
         d = [e["total_variation"] for e in runs]
         lines.append("| " + " | ".join([
             r["label"], " / ".join(str(e["seed"]) for e in runs),
-            f"{statistics.fmean(d):.3f}" + (f" ± {statistics.stdev(d):.3f}" if len(d) > 1 else ""),
+            _mean_std(d, digits=3),
             " / ".join(f"{x:.3f}" for x in d), " / ".join(f"{e['mean_entropy']:.3f}" for e in runs),
             " / ".join(f"{x:.2f}" for x in unknown) if unknown else "-"]) + " |")
     return "\n".join(lines) + "\n"
