@@ -26,9 +26,10 @@ OUT = "runs/openset_v2"
 #: the trainings: run name -> config
 RUNS = {"source_only": "configs/openset/synthcity_source_only_lite0.yaml",
         "osbp_pl": "configs/openset/synthcity_osbp_pl_lite0.yaml",
-        "osbp_pl_tau": "configs/openset/synthcity_osbp_pl_tau_lite0.yaml"}
+        "osbp_pl_tau": "configs/openset/synthcity_osbp_pl_tau_lite0.yaml",
+        "open_self_training": "configs/openset/synthcity_self_training_lite0.yaml"}
 RUN_LABELS = {"source_only": "source-only", "osbp_pl": "OSBP + confidence pseudo-labels",
-              "osbp_pl_tau": "OSBP + pseudo-labels, τ 0.968"}
+              "osbp_pl_tau": "OSBP + pseudo-labels, τ 0.968", "open_self_training": "open-set self-training"}
 #: each training's label-free score (``tools/evaluate.py --label-free``; reads no target label)
 LABEL_FREE = "label_free.json"
 #: (key, label, run, metrics file, tools/evaluate.py arguments; None: the trainer's own final evaluation)
@@ -44,6 +45,13 @@ ROWS = [
     ("osbp_pl_tau", "OSBP + pseudo-labels, τ 0.968 (argmax over K+1)", "osbp_pl_tau", "final_metrics.json", None),
     ("osbp_pl_tau_head", "the τ 0.968 model, p(unknown) > T", "osbp_pl_tau", "final_metrics_head.json",
      "--unknown-score head --unknown-threshold auto"),
+    # mean-teacher self-training with the (K+1)-way head (docs/openset.md, session 20)
+    ("open_self_training", "open-set self-training: EMA teacher, ClassMix, MIC (argmax over K+1)",
+     "open_self_training", "final_metrics.json", None),
+    ("open_self_training_head", "the same model, p(unknown) > T", "open_self_training", "final_metrics_head.json",
+     "--unknown-score head --unknown-threshold auto"),
+    ("open_self_training_teacher", "its EMA teacher (argmax over K+1; the student is the reported model)",
+     "open_self_training", "final_metrics_teacher.json", None),
 ]
 #: the row every other row is paired with, seed for seed
 BASELINE = "source_only_msp"

@@ -1,7 +1,9 @@
 """Mean-teacher self-training (DACS, Tranheden et al. 2021; DAFormer, Hoyer et al. 2022; MIC, Hoyer et al. 2023):
 the student learns from source labels and from an EMA teacher's confidence-weighted pseudo-labels on ClassMix
 images (source classes pasted onto target images), optionally on masked target images (MIC), and optionally
-with ADVENT's entropy / adversarial terms on the target (the same `EntropyTerms` as AdvEnt, no new path)."""
+with ADVENT's entropy / adversarial terms on the target (the same `EntropyTerms` as AdvEnt, no new path).
+`open_self_training` is the same method with a (K+1)-way head: the least confident target pixels of each image
+become *unknown* pseudo-labels (open set, in the spirit of BUS, Choe et al. CVPR 2024)."""
 from __future__ import annotations
 
 import copy
@@ -18,7 +20,7 @@ from .entropy_terms import EntropyTerms
 from .losses import upsample_logits
 from .mixing import Generators, classmix_masks, patch_mask, sample_generators, strong_augment
 
-__all__ = ["SelfTraining", "weighted_seg_loss", "ema_alpha"]
+__all__ = ["SelfTraining", "OpenSelfTraining", "weighted_seg_loss", "ema_alpha", "least_confident_unknown"]
 
 
 def ema_alpha(iteration: int, alpha: float) -> float:
@@ -34,13 +36,25 @@ def weighted_seg_loss(logits: Tensor, labels: Tensor, weight: Tensor, ignore_ind
     return (ce * weight).mean()
 
 
-@METHODS.register("self_training")
+def least_confident_unknown(conf: Tensor, labels: Tensor, fraction: float, unknown_id: int) -> Tensor:
+    """``labels`` [N,H,W] with the ``fraction`` of each image's pixels of lowest ``conf`` (ties at the cut
+    included) set to ``unknown_id``: per image, so a rank's share of the batch gives what the whole batch gives."""
+    k = int(round(float(fraction) * conf[0].numel()))
+    if k == 0:
+        return labels
+    cut = conf.flatten(1).kthvalue(k, dim=1).values.view(-1, 1, 1)
+    return torch.where(conf <= cut, torch.full_like(labels, unknown_id), labels)
+
+
 class SelfTraining(EntropyTerms, UDAMethod):
     """Source cross-entropy + ``lambda_mix`` x weighted CE on ClassMix images against the teacher's pseudo-labels
     (+ ``lambda_mic`` x the same on masked target images when ``mic``). Pseudo-label weight: the fraction of an
     image's pixels whose teacher confidence exceeds ``pseudo_threshold`` (1 without ``confidence_weight``), 0 in
     the ``pl_ignore_top`` / ``pl_ignore_bottom`` rows. Lengths (``pl_ignore_*``, ``mic_patch``) are in pixels of
-    a ``reference_height``-pixel input (DAFormer's 512) and scaled to the actual input height."""
+    a ``reference_height``-pixel input (DAFormer's 512) and scaled to the actual input height. ``open_set``
+    (registered as `open_self_training`): the model has K+1 outputs; the teacher's confidence is the max of its
+    softmax over the K known outputs, and the ``pl_unknown_fraction`` least confident pixels of each target image
+    are labelled *unknown* (K); source pixels learn p(unknown) -> 0 through the (K+1)-way cross-entropy."""
 
     has_discriminators = False  # when adversarial: each instance sets it
     derived_args = ("num_classes", "teacher", "pixel_mean", "pixel_std")
@@ -53,11 +67,16 @@ class SelfTraining(EntropyTerms, UDAMethod):
                  mic_patch: int = 64, mic_ratio: float = 0.7, lambda_mic: float = 1.0, adversarial: bool = False,
                  entropy: bool = False, lambda_adv_main: float = 1e-3, lambda_adv_aux: float = 2e-4,
                  lambda_ent_main: float = 1e-3, lambda_ent_aux: float = 2e-4, disc_ndf: int = 64,
-                 pixel_mean: Optional[Sequence[float]] = None, pixel_std: Optional[Sequence[float]] = None) -> None:
+                 pixel_mean: Optional[Sequence[float]] = None, pixel_std: Optional[Sequence[float]] = None,
+                 open_set: bool = False, pl_unknown_fraction: float = 0.05) -> None:
         super().__init__(num_classes, multi_level, lambda_seg_main, lambda_seg_aux)
         if not 0.0 <= ema < 1.0 or not 0.0 <= pseudo_threshold <= 1.0 or not 0.0 <= mic_ratio < 1.0:
             raise ValueError(f"SelfTraining: need 0 <= ema < 1, 0 <= pseudo_threshold <= 1, 0 <= mic_ratio < 1; "
                              f"got {ema}, {pseudo_threshold}, {mic_ratio}")
+        if not 0.0 <= float(pl_unknown_fraction) < 1.0:
+            raise ValueError(f"SelfTraining: pl_unknown_fraction must be in [0, 1), got {pl_unknown_fraction}")
+        self.unknown_head = bool(open_set)  # the instance's declaration; `open_self_training` declares it too
+        self.pl_unknown_fraction = float(pl_unknown_fraction)
         self.teacher = teacher
         if teacher is not None:
             teacher.requires_grad_(False)
@@ -108,6 +127,10 @@ class SelfTraining(EntropyTerms, UDAMethod):
     def eval_models(self) -> dict[str, nn.Module]:
         return {"teacher": self._teacher()}
 
+    def _probs(self, logits: Tensor, size: torch.Size) -> Tensor:
+        """ADVENT's terms' probabilities; open set: over the K known outputs only (as OSBP's)."""
+        return super()._probs(logits[:, : self.num_classes] if self.unknown_head else logits, size)
+
     def _teacher(self) -> nn.Module:
         if self.teacher is None:
             raise ValueError("SelfTraining needs a teacher: build it with from_config(cfg, model) or pass teacher=")
@@ -122,7 +145,11 @@ class SelfTraining(EntropyTerms, UDAMethod):
         out = self._teacher()(image)
         logits = upsample_logits(out["out"], image.shape[-2:]).float()
         self._last_seen["target"] = (out["out"].detach(), None, tuple(image.shape[-2:]))  # diagnostics
-        conf, labels = F.softmax(logits, dim=1).max(1)
+        if self.unknown_head:  # confidence over the K known classes; the least confident pixels -> unknown (K)
+            conf, labels = F.softmax(logits[:, : self.num_classes], dim=1).max(1)
+            labels = least_confident_unknown(conf, labels, self.pl_unknown_fraction, self.num_classes)
+        else:
+            conf, labels = F.softmax(logits, dim=1).max(1)
         frac = (conf > self.pseudo_threshold).float().mean((1, 2))
         self._pl_confident = frac.detach()  # for `diagnostics`
         if self.confidence_weight:
@@ -161,6 +188,9 @@ class SelfTraining(EntropyTerms, UDAMethod):
                        ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         self.check_progress(progress)
         src_labels = self.batch_item(source, "label", "source")
+        if self.unknown_head and bool((src_labels == self.num_classes).any()):
+            raise ValueError(f"open_self_training: source labels contain the unknown id {self.num_classes}; "
+                             "private classes must be ignored (255) in the source (see seg_uda.openset)")
         tgt_image = self.batch_item(target, "image", "target")
         src_out = self.forward_model(model, source, "source")
         losses = self.seg_losses(src_out, src_labels)
@@ -183,4 +213,13 @@ class SelfTraining(EntropyTerms, UDAMethod):
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, ema={self.ema}, pseudo_threshold={self.pseudo_threshold}, mic={self.mic}, "
-                f"adversarial={self.adversarial}, entropy={self.entropy}")
+                f"adversarial={self.adversarial}, entropy={self.entropy}"
+                + (f", open_set (unknown: {self.pl_unknown_fraction:g} per image)" if self.unknown_head else ""))
+
+
+METHODS.register_preset("self_training", SelfTraining, hidden=("open_set", "pl_unknown_fraction"),
+                        doc=SelfTraining.__doc__)
+OpenSelfTraining = METHODS.register_preset(
+    "open_self_training", SelfTraining, fixed={"open_set": True}, declares={"unknown_head": True},
+    doc="Open-set self-training: a (K+1)-way student and teacher; the pl_unknown_fraction least confident target "
+        "pixels of each image are pseudo-labelled unknown.")
