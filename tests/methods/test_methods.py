@@ -203,10 +203,11 @@ def test_declarations_of_every_method() -> None:
     assert table["source_only"][:3] == (True, False, False) and table["oracle"][:3] == (False, True, True)
     assert table["dann"][4:] == (True, ("num_classes", "feat_channels"))
     assert table["fda"][5] == ("num_classes", "pixel_mean", "pixel_std")
-    assert [n for n, t in table.items() if t[3]] == ["osbp", "osbp_advent", "osbp_minent"]
+    assert [n for n, t in table.items() if t[3]] == ["open_self_training", "osbp", "osbp_advent", "osbp_minent"]
     for name in METHODS.names():  # a default build has what its class (or preset) declares
         built = build_method(name, num_classes=K, **({"feat_channels": FEAT} if name == "dann" else {}))
         assert built.has_discriminators == METHODS.get(name).has_discriminators, name
+        assert built.unknown_head == METHODS.get(name).unknown_head, name
     for name, (*_, derived) in table.items():
         assert set(derived) <= set(inspect.signature(METHODS.get(name)).parameters), name
 

@@ -1,6 +1,7 @@
 """Mean-teacher self-training: the EMA update against its formula, ClassMix masks and mixed labels, the
 confidence weight and ignore margins on hand-made probabilities, the teacher getting no gradient, the weighted
-loss by hand, the augmentations, and the teacher in checkpoints, resume and the final evaluation."""
+loss by hand, the augmentations, and the teacher in checkpoints, resume and the final evaluation; the open-set
+variant's unknown pseudo-labels and declarations (its training: tests/openset/test_openset.py)."""
 from __future__ import annotations
 
 import json
@@ -12,23 +13,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import tiny_cfg_dict
-from seg_uda.config import config_from_dict
+from seg_uda.config import ConfigError, config_from_dict
 from seg_uda.engine.trainer import Trainer
-from seg_uda.methods import build_method
+from seg_uda.methods import METHODS, build_method
 from seg_uda.methods.mixing import (
     classmix_masks, color_jitter, gaussian_blur, patch_mask, sample_generators, strong_augment,
 )
-from seg_uda.methods.self_training import SelfTraining, ema_alpha, weighted_seg_loss
+from seg_uda.methods.self_training import SelfTraining, ema_alpha, least_confident_unknown, weighted_seg_loss
 
 K = 4
 
 
 class Stub(nn.Module):
-    """A 1x1-conv segmenter at full resolution: {"out": logits}."""
+    """A 1x1-conv segmenter at full resolution: {"out": logits} (K outputs, or K+1 with ``unknown``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, unknown: bool = False) -> None:
         super().__init__()
-        self.head = nn.Conv2d(3, K, 1)
+        self.head = nn.Conv2d(3, K + int(unknown), 1)
 
     def forward(self, x: torch.Tensor) -> dict:
         return {"out": self.head(x)}
@@ -217,3 +218,62 @@ def test_draws_follow_the_sample_not_the_batch_split():
     for a, b in zip(whole, run(slice(0, 2))):
         torch.testing.assert_close(a, b)
     assert sample_generators({}, 2) == [None, None]  # hand-made batches: the global generator
+
+
+# ------------------------------------------------------------------ open set (`open_self_training`)
+def test_least_confident_unknown_per_image_with_ties():
+    conf = torch.tensor([[[0.9, 0.2], [0.5, 0.1]], [[0.3, 0.3], [0.8, 0.9]]])
+    labels = torch.tensor([[[1, 2], [3, 0]], [[2, 2], [1, 1]]])
+    out = least_confident_unknown(conf, labels, 0.25, 7)  # 1 pixel of each image's 4
+    assert out.tolist() == [[[1, 2], [3, 7]], [[7, 7], [1, 1]]]  # image 1: both pixels tied at the cut
+    assert least_confident_unknown(conf, labels, 0.5, 7).tolist() == [[[1, 7], [3, 7]], [[7, 7], [1, 1]]]
+    assert torch.equal(least_confident_unknown(conf, labels, 0.0, 7), labels)
+    halves = torch.cat([least_confident_unknown(conf[i:i + 1], labels[i:i + 1], 0.25, 7) for i in range(2)])
+    assert torch.equal(halves, out)  # per image: a rank's share of the batch gets the same labels
+
+
+def test_open_set_pseudo_labels_on_hand_made_logits():
+    logits = torch.zeros(1, K + 1, 4, 4)
+    logits[0, 1] = 10.0  # known class 1 at p = e^10 / (e^10 + 3) > 0.968 ...
+    logits[0, 1, 0, 0] = 0.0  # ... but one pixel at chance among the known classes (the least confident)
+    logits[0, 1, 3, 3] = 4.0  # p = e^4 / (e^4 + 3) = 0.948: labelled 1, not confident
+    logits[0, K] = 50.0  # the unknown output is left out of the confidence (and of the labels)
+    method = build_method("open_self_training", num_classes=K, teacher=FixedLogits(logits),
+                          pl_unknown_fraction=1 / 16)
+    labels, weight = method.pseudo_labels(torch.zeros(1, 3, 4, 4))
+    expected = torch.ones(4, 4, dtype=torch.long)
+    expected[0, 0] = K
+    assert torch.equal(labels[0], expected)
+    torch.testing.assert_close(weight[0], torch.full((4, 4), 14 / 16))  # 14 of 16 pixels above 0.968
+
+
+def test_open_self_training_declares_its_head_and_guards_labels(synthcity):
+    assert METHODS.get("open_self_training").unknown_head and not METHODS.get("self_training").unknown_head
+    with pytest.raises(TypeError, match="open_set"):
+        build_method("self_training", num_classes=K, open_set=True)  # hidden: the declaration would disagree
+    with pytest.raises(TypeError, match="open_set"):
+        build_method("open_self_training", num_classes=K, open_set=False)  # fixed
+    d = tiny_cfg_dict(synthcity, "self_training")
+    d["method"]["pl_unknown_fraction"] = 0.05
+    with pytest.raises(ConfigError, match="pl_unknown_fraction"):
+        config_from_dict(d)
+    with pytest.raises(ValueError, match="pl_unknown_fraction"):
+        build_method("open_self_training", num_classes=K, pl_unknown_fraction=1.0)
+    torch.manual_seed(0)
+    student = Stub(unknown=True)
+    method = build_method("open_self_training", model=student, num_classes=K, mic=True, adversarial=True,
+                          entropy=True, disc_ndf=4)
+    assert method.unknown_head and method.teacher.head.out_channels == K + 1
+    tgt = {"image": torch.randn(2, 3, 64, 64)}
+    bad = {"image": torch.randn(2, 3, 64, 64), "label": torch.full((2, 64, 64), K)}
+    with pytest.raises(ValueError, match=f"unknown id {K}"):
+        method.generator_step(student, bad, tgt, 0.5)
+    src = {"image": torch.randn(2, 3, 64, 64), "label": torch.randint(0, K, (2, 64, 64))}
+    losses, cache = method.generator_step(student, src, tgt, 0.5)
+    assert {"seg_main", "mix_main", "mic_main", "adv_main", "ent_main"} <= set(losses)
+    assert cache["tgt_main"].shape[1] == K  # ADVENT's terms see the K known outputs, as OSBP's
+    assert set(method.discriminator_step(cache)) == {"d_main_src", "d_main_tgt"}
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in student.parameters())
+    with pytest.raises(ValueError, match="channels"):  # a K-way model is refused
+        method.generator_step(Stub(), src, tgt, 0.5)

@@ -317,6 +317,23 @@ def test_tiny_openset_training_and_evaluation(synthcity, tmp_path, capsys):
     assert sum(lf["target_prediction_histogram"].values()) == pytest.approx(1.0)
 
 
+def test_tiny_open_self_training_reports_student_and_teacher(synthcity, tmp_path):
+    """`open_self_training` trains a (K+1)-way student and teacher; both are scored open-set at the end."""
+    from seg_uda.engine.trainer import Trainer
+
+    torch.set_num_threads(1)
+    trainer = Trainer(tiny_openset_cfg(synthcity, "open_self_training"), work_dir=tmp_path, progress=False)
+    assert trainer.model.classifier.conv2d_list[0].out_channels == 20  # 19 known + unknown
+    assert trainer.method.teacher.classifier.conv2d_list[0].out_channels == 20
+    result = trainer.train()
+    teacher = json.loads((tmp_path / "final_metrics_teacher.json").read_text())
+    for res in (result, teacher):
+        assert {"common_miou", "private_iou", "h_score", "auroc"} <= set(res) and res["score"] == "head"
+        assert "unknown" in res["iou"]
+    recs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {"seg_main", "mix_main"} <= set(next(r for r in recs if r["kind"] == "train"))
+
+
 def test_posthoc_evaluation_with_calibrated_threshold(synthcity, tmp_path, capsys):
     from seg_uda.engine.trainer import Trainer
 

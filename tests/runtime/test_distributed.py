@@ -142,18 +142,24 @@ def _assert_ddp_matches_one_process(work: Path, synthcity: Path, tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_self_training_two_ranks_match_one_process(synthcity, tmp_path):
+@pytest.mark.parametrize("method", ["self_training", "open_self_training"])
+def test_self_training_two_ranks_match_one_process(synthcity, tmp_path, method):
     """Mean-teacher self-training (ClassMix, MIC, EMA teacher) under gloo DDP, 2 ranks x 1 image, equals one
-    process x 2 images: student, teacher and the per-sample random draws."""
+    process x 2 images: student, teacher and the per-sample random draws (open set: and the per-image unknown
+    pseudo-labels)."""
     from seg_uda.engine.trainer import Trainer
 
     torch.set_num_threads(1)
 
     def cfg(batch_size: int):
-        d = tiny_cfg_dict(synthcity, "self_training", name="tiny_dist_st", device="cpu",
+        d = tiny_cfg_dict(synthcity, method, name="tiny_dist_st", device="cpu",
                           data={"batch_size": batch_size}, model={"bn_policy": "frozen"},
                           schedule={"max_iters": ITERS, "ckpt_interval": 1000})
         d["method"].update({"mic": True, "ema": 0.9, "color_jitter_p": 1.0})
+        if method == "open_self_training":
+            d["data"]["openset"] = {"enabled": True}
+            d["data"]["val"]["load_private"] = True
+            d["method"]["confidence_weight"] = False  # the pseudo-labels, unknown ones included, weigh from step 1
         return config_from_dict(d)
 
     cfg_path = tmp_path / "config.yaml"
