@@ -48,7 +48,8 @@ ROWS = [
     # mean-teacher self-training with the (K+1)-way head (docs/openset.md, session 20)
     ("open_self_training", "open-set self-training: EMA teacher, ClassMix, MIC (argmax over K+1)",
      "open_self_training", "final_metrics.json", None),
-    ("open_self_training_head", "the same model, p(unknown) > T", "open_self_training", "final_metrics_head.json",
+    ("open_self_training_head", "the open-set self-training student, p(unknown) > T", "open_self_training",
+     "final_metrics_head.json",
      "--unknown-score head --unknown-threshold auto"),
     ("open_self_training_teacher", "its EMA teacher (argmax over K+1; the student is the reported model)",
      "open_self_training", "final_metrics_teacher.json", None),
