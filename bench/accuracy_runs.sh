@@ -13,7 +13,7 @@ OUT=${OUT:-runs/v2}
 source "$(dirname "$0")/runs_common.sh"
 # shellcheck disable=SC2086
 $PY bench/synthcity_results.py commands --out "$OUT" --seeds $SEEDS ${ROWS:+--rows $ROWS} \
-  | sed "s|^|$PY |" | xargs -P "${JOBS:-2}" -I{} sh -c '{}'
+  | run_parallel
 # AdvEnt+MinEnt rows: ADVENT's evaluation averages the MinEnt and AdvEnt models' logits 0.5 / 0.5, per seed
 # shellcheck disable=SC2086
 $PY bench/synthcity_results.py ensembles --out "$OUT" --seeds $SEEDS | sed "s|^|$PY |" | sh -e

@@ -12,9 +12,9 @@ OUT=${OUT:-runs/openset_v2}
 # shellcheck source=bench/runs_common.sh
 source "$(dirname "$0")/runs_common.sh"
 # shellcheck disable=SC2086
-$PY bench/openset_results.py commands --out "$OUT" --seeds $SEEDS | sed "s|^|$PY |" | xargs -P "${JOBS:-2}" -I{} sh -c '{}'
+$PY bench/openset_results.py commands --out "$OUT" --seeds $SEEDS | run_parallel
 # shellcheck disable=SC2086
-$PY bench/openset_results.py evaluations --out "$OUT" --seeds $SEEDS | sed "s|^|$PY |" | xargs -P "${JOBS:-2}" -I{} sh -c '{}'
+$PY bench/openset_results.py evaluations --out "$OUT" --seeds $SEEDS | run_parallel
 # shellcheck disable=SC2086
 $PY bench/openset_results.py collect --runs "$OUT" --seeds $SEEDS --out results/openset.json
 $PY bench/openset_results.py table results/openset.json --markdown results/openset.md
