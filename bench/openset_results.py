@@ -49,8 +49,7 @@ ROWS = [
     ("open_self_training", "open-set self-training: EMA teacher, ClassMix, MIC (argmax over K+1)",
      "open_self_training", "final_metrics.json", None),
     ("open_self_training_head", "the open-set self-training student, p(unknown) > T", "open_self_training",
-     "final_metrics_head.json",
-     "--unknown-score head --unknown-threshold auto"),
+     "final_metrics_head.json", "--unknown-score head --unknown-threshold auto"),
     ("open_self_training_teacher", "its EMA teacher (argmax over K+1; the student is the reported model)",
      "open_self_training", "final_metrics_teacher.json", None),
 ]
