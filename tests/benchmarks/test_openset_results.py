@@ -32,16 +32,16 @@ def test_openset_results_pending_collect_and_table(tmp_path):
     import openset_results as osr
 
     runs = tmp_path / "runs"
-    # nothing run: both trainings of each seed, no scoring (a scoring needs its finished training)
+    # nothing run: every training of each seed, no scoring (a scoring needs its finished training)
     assert [c.split()[1] for c in osr.pending_trainings([0], str(runs))] == [
         "configs/openset/synthcity_source_only_lite0.yaml", "configs/openset/synthcity_osbp_pl_lite0.yaml",
-        "configs/openset/synthcity_osbp_pl_tau_lite0.yaml"]
+        "configs/openset/synthcity_osbp_pl_tau_lite0.yaml", "configs/openset/synthcity_self_training_lite0.yaml"]
     assert osr.pending_evaluations([0], str(runs)) == []
     # seed 0 source-only trained but not scored; osbp_pl interrupted (a checkpoint, no final metrics): resumed
     fake_openset_run(runs, "source_only", 0, {"final_metrics.json": (0.10, 0.0, None)})
     (runs / "osbp_pl_s0" / "checkpoints").mkdir(parents=True)
     (runs / "osbp_pl_s0" / "checkpoints" / "last.pth").touch()
-    pending, tau = osr.pending_trainings([0], str(runs))
+    pending, tau, _ = osr.pending_trainings([0], str(runs))
     assert "osbp_pl_tau_lite0.yaml seed=0" in tau and " --resume" not in tau
     assert "osbp_pl_lite0.yaml seed=0" in pending and pending.endswith(
         f"--no-progress --resume >> {runs}/osbp_pl_s0.log 2>&1")
@@ -63,7 +63,8 @@ def test_openset_results_pending_collect_and_table(tmp_path):
             (runs / f"{run}_s{seed}" / "label_free.json").write_text(json.dumps(
                 {"total_variation": tv, "mean_entropy": ent, "num_images": 2000,
                  **({} if unk is None else {"unknown_fraction": unk})}))
-    assert [c.split()[1] for c in osr.pending_trainings([0, 1], str(runs))] == [osr.RUNS["osbp_pl_tau"]] * 2
+    assert [c.split()[1] for c in osr.pending_trainings([0, 1], str(runs))] == [
+        osr.RUNS["osbp_pl_tau"], osr.RUNS["open_self_training"]] * 2
     assert osr.pending_evaluations([0, 1], str(runs)) == []
     doc = osr.collect(runs, [0, 1, 2])
     assert [r["key"] for r in doc["rows"]] == ["source_only_msp", "source_only_entropy", "osbp_pl", "osbp_pl_head"]
