@@ -188,6 +188,15 @@ class UDAMethod(nn.Module):
             raise KeyError(f"{type(self).__name__}: {domain} batch has no key '{key}' (keys: {sorted(batch)})")
         return batch[key]
 
+    def source_labels(self, source: Batch | None) -> Tensor:
+        """``source["label"]``; a (K+1)-way method (`unknown_head`) refuses the unknown id K among them: private
+        classes must be ignored (255) in the source, never supervised as *unknown*."""
+        labels = self.batch_item(source, "label", "source")
+        if self.unknown_head and bool((labels == self.num_classes).any()):
+            raise ValueError(f"{type(self).__name__}: source labels contain the unknown id {self.num_classes}; "
+                             "private classes must be ignored (255) in the source (see seg_uda.openset)")
+        return labels
+
     def seg_losses(self, out: Mapping[str, Tensor], labels: Tensor) -> dict[str, Tensor]:
         """Weighted supervised losses: `seg_main` and, when multi-level, `seg_aux`."""
         losses = {"seg_main": self.lambda_seg_main * seg_loss(out["out"], labels)}

@@ -109,10 +109,7 @@ class OSBP(EntropyTerms, UDAMethod):
         self, model: nn.Module, source: Batch | None, target: Batch | None, progress: float
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         progress = self.check_progress(progress)
-        labels = self.batch_item(source, "label", "source")
-        if bool((labels == self.num_classes).any()):  # K = unknown must never be a source label
-            raise ValueError(f"{type(self).__name__}: source labels contain the unknown id {self.num_classes}; "
-                             "private classes must be ignored (255) in the source (see seg_uda.openset)")
+        labels = self.source_labels(source)  # K = unknown must never be a source label
         src_out = self.forward_model(model, source, "source")
         known = {k: v[:, : self.num_classes] for k, v in src_out.items() if k in ("out", "aux") and v is not None}
         losses = self.seg_losses(known if self.source_ce == "known" else src_out, labels)

@@ -187,10 +187,7 @@ class SelfTraining(EntropyTerms, UDAMethod):
     def generator_step(self, model: nn.Module, source: Batch | None, target: Batch | None, progress: float
                        ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         self.check_progress(progress)
-        src_labels = self.batch_item(source, "label", "source")
-        if self.unknown_head and bool((src_labels == self.num_classes).any()):
-            raise ValueError(f"open_self_training: source labels contain the unknown id {self.num_classes}; "
-                             "private classes must be ignored (255) in the source (see seg_uda.openset)")
+        src_labels = self.source_labels(source)
         tgt_image = self.batch_item(target, "image", "target")
         src_out = self.forward_model(model, source, "source")
         losses = self.seg_losses(src_out, src_labels)
