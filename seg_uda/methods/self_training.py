@@ -128,7 +128,8 @@ class SelfTraining(EntropyTerms, UDAMethod):
         return {"teacher": self._teacher()}
 
     def _probs(self, logits: Tensor, size: torch.Size) -> Tensor:
-        """ADVENT's terms' probabilities; open set: over the K known outputs only (as OSBP's)."""
+        """Softmax at ``size`` for the pseudo-labels and ADVENT's terms; open set: over the K known outputs only (as
+        OSBP's)."""
         return super()._probs(logits[:, : self.num_classes] if self.unknown_head else logits, size)
 
     def _teacher(self) -> nn.Module:
@@ -143,13 +144,10 @@ class SelfTraining(EntropyTerms, UDAMethod):
     def pseudo_labels(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """The teacher's argmax labels [N,H,W] on ``image`` and their per-pixel weights [N,H,W]."""
         out = self._teacher()(image)
-        logits = upsample_logits(out["out"], image.shape[-2:]).float()
         self._last_seen["target"] = (out["out"].detach(), None, tuple(image.shape[-2:]))  # diagnostics
-        if self.unknown_head:  # confidence over the K known classes; the least confident pixels -> unknown (K)
-            conf, labels = F.softmax(logits[:, : self.num_classes], dim=1).max(1)
+        conf, labels = self._probs(out["out"], image.shape[-2:]).max(1)  # open set: over the K known outputs
+        if self.unknown_head:  # the least confident pixels -> unknown (K)
             labels = least_confident_unknown(conf, labels, self.pl_unknown_fraction, self.num_classes)
-        else:
-            conf, labels = F.softmax(logits, dim=1).max(1)
         frac = (conf > self.pseudo_threshold).float().mean((1, 2))
         self._pl_confident = frac.detach()  # for `diagnostics`
         if self.confidence_weight:
