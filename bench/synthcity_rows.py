@@ -40,6 +40,9 @@ ROWS = [
     ("advent_cp_ft", "two-stage: AdvEnt + class-ratio prior, 600 iterations from the source-only weights",
      "advent_cp_lite0.yaml", FROM_SOURCE),
     ("ensemble_cp_ft", "two-stage: AdvEnt+MinEnt with class-ratio prior (0.5/0.5 ensemble)", None, ""),
+    ("self_training_ft", "two-stage: self-training, 600 iterations from the source-only weights",
+     "self_training_lite0.yaml", FROM_SOURCE),
+    ("self_training_ft_teacher", "two-stage: self-training's EMA teacher", "self_training_lite0.yaml", FROM_SOURCE),
     ("dann", "DANN", "dann_lite0.yaml", ""),
     ("fda", "FDA (β 0.01, η 2)", "fda_lite0.yaml", ""),
     ("self_training", "self-training (ClassMix, EMA teacher, MIC)", "self_training_lite0.yaml", ""),
@@ -84,14 +87,16 @@ ROWS = [
     ("minent_x77", "tried: MinEnt, weights ×77 (collapsed)", "minent_lite0.yaml", X77_ENT),
     ("advent_x77", "tried: AdvEnt, weights ×77 (collapsed)", "advent_lite0.yaml", X77_ADV),
 ]
+#: the two-stage rows compared with their control, source_only_ft (stage 2 of source-only)
+FT_ROWS = ("minent_cp_ft", "advent_cp_ft", "ensemble_cp_ft", "self_training_ft", "self_training_ft_teacher")
 #: rows whose paired difference (and gap) is to another baseline than the 600-iteration source-only row
 CURVE_KINDS = ("source_only", "self_training", "self_training_teacher", "self_training_rcs", "oracle")
 BASELINE = {**{f"curve{n}_{k}": f"curve{n}_source_only" for n in CURVE_BUDGETS for k in CURVE_KINDS},
-            **{k: "source_only_ft" for k in ("minent_cp_ft", "advent_cp_ft", "ensemble_cp_ft")},
+            **{k: "source_only_ft" for k in FT_ROWS},
             "bn_stats": "bn_source_only", **{k: "bn_stats" for k in ("bn_minent", "bn_advent", "bn_ensemble")}}
 #: rows whose gap closed is to another oracle than the 600-iteration one: the oracle of the same budget
 ORACLE = {**{f"curve{n}_{k}": f"curve{n}_oracle" for n in CURVE_BUDGETS for k in CURVE_KINDS},
-          **{k: "curve1200_oracle" for k in ("source_only_ft", "minent_cp_ft", "advent_cp_ft", "ensemble_cp_ft")},
+          **{k: "curve1200_oracle" for k in ("source_only_ft", *FT_ROWS)},
           **{k: "bn_oracle" for k in ("bn_stats", "bn_minent", "bn_advent", "bn_ensemble")}}
 #: the BatchNorm experiment's runs scored again after AdaBN (its addendum): row key -> the run it re-scores
 ADABN = {f"{k}_adabn": k for k in ("bn_source_only", "bn_stats", "bn_minent", "bn_advent", "bn_ensemble")}
@@ -108,6 +113,7 @@ ENSEMBLES = {"ensemble": ("minent", "advent"), "ensemble_cp": ("minent_cp", "adv
 ENSEMBLE_OVERRIDES = {"bn_ensemble": BN}
 #: rows read from another row's runs: key -> (run folder key, metrics file)
 METRICS_FROM = {"self_training_teacher": ("self_training", "final_metrics_teacher.json"),
+                "self_training_ft_teacher": ("self_training_ft", "final_metrics_teacher.json"),
                 **{f"curve{n}_self_training_teacher": (f"curve{n}_self_training", "final_metrics_teacher.json")
                    for n in CURVE_BUDGETS},
                 **{k: (run, "final_metrics_adabn.json") for k, run in ADABN.items()}}
