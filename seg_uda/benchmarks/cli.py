@@ -15,7 +15,7 @@ from .train import variant_spec
 COMMANDS = {"train": ("train", "cmd_train"), "methods": ("train", "cmd_methods"),
             "_train_worker": ("train", "train_worker"), "infer": ("infer", "cmd_infer"), "data": ("data", "cmd_data"),
             "eval": ("folder_eval", "cmd_eval"), "gemm": ("gemm", "cmd_gemm"), "aspp": ("aspp", "cmd_aspp"),
-            "demo": ("demo", "cmd_demo")}
+            "demo": ("demo", "cmd_demo"), "depthwise": ("depthwise", "cmd_depthwise")}
 
 #: --help text
 DESCRIPTION = """Speed and memory benchmarks; each prints a table and saves it as JSON (and Markdown) under --out.
@@ -28,6 +28,7 @@ DESCRIPTION = """Speed and memory benchmarks; each prints a table and saves it a
   python tools/benchmark.py gemm                             # measured fp32 / bf16 GEMM peak
   python tools/benchmark.py aspp [--threads 2]               # the DeepLab-v2 classifier alone: convolutions vs GEMM
   python tools/benchmark.py demo [--repeats 3] [--fresh-data] # `make demo` end to end, per stage
+  python tools/benchmark.py depthwise CONFIG [--threads 1]   # a model's depthwise convolutions, fwd and bwd halves
 
 ``train`` runs every variant in a fresh subprocess (own peak RSS) on the same weights and synthetic batches:
 ``reference`` is ADVENT's loop (FP32, separate backward passes, `seg_uda.benchmarks.reference`); the others are
@@ -117,6 +118,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
     asp = sub.add_parser("aspp", help="DeepLab-v2 classifier alone: per-branch convolutions vs one GEMM (fwd + bwd)")
     asp.add_argument("--threads", type=int, default=torch.get_num_threads())
+
+    dw = sub.add_parser("depthwise", help="the config's depthwise convolutions: forward, backward to input and weight")
+    common(dw)
+    dw.add_argument("--iters", type=int, default=10, help="timed repeats per call (median)")
 
     dm = sub.add_parser("demo", help="`make demo` end to end: stage times over several runs, median and range")
     common(dm, config=False)

@@ -19,6 +19,7 @@ from ..methods.advent import AdvEnt
 from ..methods.base import frozen
 from ..methods.supervised import SourceOnly
 from ..models.deeplabv2 import set_aspp_impl
+from ..models.depthwise import set_depthwise_impl
 from ..models.pointwise import set_pointwise_impl
 
 __all__ = ["ReferenceTrainer", "reference_advent_step", "check_reference_method"]
@@ -81,7 +82,7 @@ def reference_advent_step(trainer: Any, source: Dict[str, torch.Tensor], target:
 
 class ReferenceTrainer(Trainer):
     """`Trainer` whose iteration is `reference_advent_step`, with the paper code's per-branch classifier
-    convolutions and 1x1 convolutions: one process, FP32, NCHW; source-only and the ADVENT family only."""
+    convolutions, 1x1 and depthwise convolutions: one process, FP32, NCHW; source-only and the ADVENT family only."""
 
     def __init__(self, cfg: Config, **kwargs: Any) -> None:
         if cfg.schedule.amp != "none" or cfg.model.channels_last:
@@ -93,6 +94,7 @@ class ReferenceTrainer(Trainer):
         check_reference_method(self.method)
         set_aspp_impl(self.model, "conv")
         set_pointwise_impl(self.model, "conv")
+        set_depthwise_impl(self.model, "conv")
 
     def run_step(self) -> Dict[str, float]:
         source, target = self.next_batches()

@@ -16,26 +16,28 @@ import torch
 from .common import environment, peak_rss_mib, print_table, resolve_device, save_table, sync
 from .gemm import gemm_peak
 
-#: train variants: (amp, channels_last, loop, DeepLab-v2 ASPP impl, 1x1 convolution impl); None keeps the config's
-#: setting. Every name also exists with a "+compile" suffix (schedule.compile: torch.compile of the training forward).
+#: train variants: (amp, channels_last, loop, DeepLab-v2 ASPP impl, 1x1 convolution impl, depthwise convolution impl);
+#: None keeps the config's setting. Every name also exists with a "+compile" suffix (schedule.compile: torch.compile
+#: of the training forward).
 VARIANTS: Dict[str, tuple] = {
-    "config": (None, None, "trainer", None, None),  # the config as shipped
-    "reference": ("none", False, "reference", "conv", "conv"),
-    "fp32": ("none", False, "trainer", "conv", "conv"),
-    "fp32_cl": ("none", True, "trainer", "conv", "conv"),
-    "bf16": ("bf16", False, "trainer", "conv", "conv"),
-    "bf16_cl": ("bf16", True, "trainer", "conv", "conv"),
-    "bf16_cl_gemm": ("bf16", True, "trainer", "gemm", "conv"),
-    "bf16_cl_gemm_pw": ("bf16", True, "trainer", "gemm", "gemm"),  # also the 1x1 convolutions as GEMMs
-    "fp16_cl": ("fp16", True, "trainer", "conv", "conv"),  # CUDA only
-    "fp16_cl_gemm": ("fp16", True, "trainer", "gemm", "conv"),  # CUDA only
+    "config": (None, None, "trainer", None, None, None),  # the config as shipped
+    "reference": ("none", False, "reference", "conv", "conv", "conv"),
+    "fp32": ("none", False, "trainer", "conv", "conv", "conv"),
+    "fp32_cl": ("none", True, "trainer", "conv", "conv", "conv"),
+    "fp32_dwflip": ("none", False, "trainer", "conv", "conv", "flipped"),  # depthwise input gradients as forwards
+    "bf16": ("bf16", False, "trainer", "conv", "conv", "conv"),
+    "bf16_cl": ("bf16", True, "trainer", "conv", "conv", "conv"),
+    "bf16_cl_gemm": ("bf16", True, "trainer", "gemm", "conv", "conv"),
+    "bf16_cl_gemm_pw": ("bf16", True, "trainer", "gemm", "gemm", "conv"),  # also the 1x1 convolutions as GEMMs
+    "fp16_cl": ("fp16", True, "trainer", "conv", "conv", "conv"),  # CUDA only
+    "fp16_cl_gemm": ("fp16", True, "trainer", "gemm", "conv", "conv"),  # CUDA only
 }
 COMPILE_SUFFIX = "+compile"
 
 
 def variant_spec(name: str) -> tuple:
-    """(amp, channels_last, loop, aspp_impl, pointwise_impl, compile) of a variant name such as ``bf16_cl`` or
-    ``fp16_cl+compile``."""
+    """(amp, channels_last, loop, aspp_impl, pointwise_impl, depthwise_impl, compile) of a variant name such as
+    ``bf16_cl`` or ``fp16_cl+compile``."""
     base = name[: -len(COMPILE_SUFFIX)] if name.endswith(COMPILE_SUFFIX) else name
     if base not in VARIANTS or (base == "reference" and base != name):
         valid = sorted(VARIANTS) + sorted(v + COMPILE_SUFFIX for v in VARIANTS if v != "reference")
@@ -92,7 +94,7 @@ def train_worker(a: argparse.Namespace) -> None:
 
     keep_freed_memory()
 
-    amp, channels_last, loop, aspp_impl, pointwise_impl, compiled = variant_spec(a.variant)
+    amp, channels_last, loop, aspp_impl, pointwise_impl, depthwise_impl, compiled = variant_spec(a.variant)
     torch.set_num_threads(a.threads)
     from seg_uda.runtime import dist
 
@@ -110,14 +112,16 @@ def train_worker(a: argparse.Namespace) -> None:
     amp, channels_last = cfg.schedule.amp, cfg.model.channels_last
     aspp_impl = aspp_impl or cfg.model.args.get("aspp_impl", "conv")
     pointwise_impl = resolve_pointwise_impl(pointwise_impl or cfg.model.args.get("pointwise_impl", "conv"))
+    depthwise_impl = depthwise_impl or cfg.model.args.get("depthwise_impl", "conv")
     with tempfile.TemporaryDirectory() as work_dir:
         trainer = bench_trainer(cfg, loop, synthetic_batches(cfg, device, channels_last), work_dir=work_dir,
                                 progress=False)
-        from seg_uda.models import set_aspp_impl, set_pointwise_impl
+        from seg_uda.models import set_aspp_impl, set_depthwise_impl, set_pointwise_impl
 
         if not set_aspp_impl(trainer.model, aspp_impl) and aspp_impl != "conv":
             raise SystemExit(f"variant {a.variant} needs a model with ASPP classifiers (DeepLab-v2)")
         set_pointwise_impl(trainer.model, pointwise_impl)
+        set_depthwise_impl(trainer.model, depthwise_impl)
 
         def step() -> Dict[str, float]:
             values = trainer.run_step()
@@ -161,7 +165,7 @@ def train_worker(a: argparse.Namespace) -> None:
            "model": f"{cfg.model.name}/{cfg.model.args.get('encoder_name')}",
            "source_size": list(cfg.data.source_size), "target_size": list(cfg.data.target_size),
            "amp": amp, "channels_last": channels_last, "loop": loop, "aspp_impl": aspp_impl,
-           "pointwise_impl": pointwise_impl,
+           "pointwise_impl": pointwise_impl, "depthwise_impl": depthwise_impl,
            "compile": bool(cfg.schedule.compile), "first_step_s": first_s, "times": times,
            "s_per_iter": sorted(times)[len(times) // 2], "first_losses": first,
            "peak_rss_mib": peak_rss_mib(), "flops": flops,
@@ -225,13 +229,14 @@ def cmd_train(a: argparse.Namespace) -> List[Dict[str, Any]]:
 
     cfg = load_config(a.config, list(a.overrides))
     default = ("trainer", cfg.schedule.amp, cfg.model.channels_last, cfg.model.args.get("aspp_impl", "conv"),
-               resolve_pointwise_impl(cfg.model.args.get("pointwise_impl", "conv")), cfg.schedule.compile)
+               resolve_pointwise_impl(cfg.model.args.get("pointwise_impl", "conv")),
+               cfg.model.args.get("depthwise_impl", "conv"), cfg.schedule.compile)
     rows: List[Dict[str, Any]] = []
     for variant in a.variants:
         rows.append(run_train_worker(a, a.config, variant, count_flops=a.count_flops and variant == a.variants[0]))
         r = rows[-1]  # FLOPs do not depend on precision or layout: counted once, for the first variant
         if variant != "config" and (r["loop"], r["amp"], r["channels_last"], r["aspp_impl"], r["pointwise_impl"],
-                                   r["compile"]) == default:
+                                   r["depthwise_impl"], r["compile"]) == default:
             r["variant"] += " (config default)"
     peaks = {"none": gemm_peak(device, torch.float32), "bf16": gemm_peak(device, torch.bfloat16)}
     if device.type == "cuda":

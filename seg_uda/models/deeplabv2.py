@@ -1,7 +1,7 @@
 """DeepLab-v2 segmenter as used by ADVENT: dilated encoder (output stride 8) + summed-ASPP classifiers."""
 from __future__ import annotations
 
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Literal, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -9,6 +9,7 @@ from torch import nn
 from . import MODELS
 from .batchnorm import apply_bn_policy
 from .encoders import create_encoder, make_resnet_caffe_style
+from .depthwise import set_depthwise_impl
 from .pointwise import pixels_times, set_pointwise_impl
 from .pretrained import LoadReport, WeightsSpec
 
@@ -149,6 +150,9 @@ class DeepLabV2(nn.Module):
     ``pointwise_impl``: ``gemm`` computes the encoder's stride-1 1x1 convolutions of channels-last inputs as GEMMs
     (`POINTWISE_IMPLS`; same weights and result), faster for ResNet's bottlenecks in bf16 on a CPU with AMX;
     ``auto`` picks it on such a CPU only.
+    ``depthwise_impl``: ``flipped`` computes the input gradient of the encoder's stride-1 depthwise convolutions as
+    a forward convolution with the flipped kernel (`DEPTHWISE_IMPLS`; same weights and forward, gradients equal up
+    to FP32 rounding), faster on CPUs for the dilated ones of an output-stride-16 EfficientNet.
     """
 
     def __init__(
@@ -162,8 +166,9 @@ class DeepLabV2(nn.Module):
         bn_policy: str = "frozen",
         caffe_resnet: bool = False,
         in_channels: int = 3,
-        aspp_impl: str = "conv",
-        pointwise_impl: str = "conv",
+        aspp_impl: Literal["conv", "gemm"] = "conv",
+        pointwise_impl: Literal["conv", "gemm", "auto"] = "conv",
+        depthwise_impl: Literal["conv", "flipped"] = "conv",
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -177,6 +182,7 @@ class DeepLabV2(nn.Module):
         if caffe_resnet:
             make_resnet_caffe_style(self.encoder)
         set_pointwise_impl(self.encoder, pointwise_impl)
+        set_depthwise_impl(self.encoder, depthwise_impl)
         channels = list(self.encoder.out_channels)
         self.feat_channels: int = channels[-1]
         self.out_stride: int = int(self.encoder.output_stride)  # input size / "out" size

@@ -65,7 +65,7 @@ class PointwiseGemmConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> "PointwiseGemmConv2d":
         """A module sharing ``conv``'s parameter objects (an optimizer built on them keeps working)."""
-        return _share_parameters(cls(conv.in_channels, conv.out_channels, bias=conv.bias is not None,
+        return share_parameters(cls(conv.in_channels, conv.out_channels, bias=conv.bias is not None,
                                      device="meta"), conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,13 +89,13 @@ def set_pointwise_impl(model: nn.Module, impl: str) -> int:
             if impl == "gemm" and type(child) is nn.Conv2d:
                 setattr(parent, name, PointwiseGemmConv2d.from_conv(child))
             elif impl == "conv" and type(child) is PointwiseGemmConv2d:
-                setattr(parent, name, _share_parameters(
+                setattr(parent, name, share_parameters(
                     nn.Conv2d(child.in_channels, child.out_channels, 1, bias=child.bias is not None, device="meta"),
                     child))
     return count
 
 
-def _share_parameters(new: nn.Conv2d, old: nn.Conv2d) -> nn.Conv2d:
+def share_parameters(new: nn.Conv2d, old: nn.Conv2d) -> nn.Conv2d:
     """``new`` (built on the meta device) with ``old``'s weight and bias objects and training mode."""
     new.weight = old.weight
     new.bias = old.bias

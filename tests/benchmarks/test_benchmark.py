@@ -115,10 +115,11 @@ def test_benchmark_train_prints_table_and_saves_json(tmp_path):
 def test_variant_names_and_compile_suffix():
     from seg_uda.benchmarks.train import variant_spec
 
-    assert variant_spec("bf16_cl") == ("bf16", True, "trainer", "conv", "conv", False)
-    assert variant_spec("fp16_cl_gemm+compile") == ("fp16", True, "trainer", "gemm", "conv", True)
-    assert variant_spec("bf16_cl_gemm_pw") == ("bf16", True, "trainer", "gemm", "gemm", False)
-    assert variant_spec("config") == (None, None, "trainer", None, None, False)
+    assert variant_spec("bf16_cl") == ("bf16", True, "trainer", "conv", "conv", "conv", False)
+    assert variant_spec("fp16_cl_gemm+compile") == ("fp16", True, "trainer", "gemm", "conv", "conv", True)
+    assert variant_spec("bf16_cl_gemm_pw") == ("bf16", True, "trainer", "gemm", "gemm", "conv", False)
+    assert variant_spec("fp32_dwflip") == ("none", False, "trainer", "conv", "conv", "flipped", False)
+    assert variant_spec("config") == (None, None, "trainer", None, None, None, False)
     for bad in ("bf17", "reference+compile", "fp32+jit"):
         with pytest.raises(Exception, match="unknown variant"):
             variant_spec(bad)
@@ -226,3 +227,41 @@ def test_trainer_reference_mode_rejects_bf16_and_unsupported_methods(synthcity, 
         ReferenceTrainer(_synthcity_cfg(synthcity, amp="bf16"), work_dir=tmp_path / "a")
     with pytest.raises(TypeError, match="DANN"):
         ReferenceTrainer(_synthcity_cfg(synthcity, method="dann"), work_dir=tmp_path / "b")
+
+
+def test_depthwise_calls_counts_each_depthwise_convolution_per_shape():
+    from seg_uda.benchmarks.depthwise import depthwise_calls
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 5, padding=4, dilation=2, groups=4),
+                                torch.nn.Conv2d(4, 4, 3, padding=1, groups=4),
+                                torch.nn.Conv2d(4, 8, 1),  # dense: not counted
+                                torch.nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8))
+    calls = depthwise_calls(model, [torch.zeros(2, 4, 6, 10), torch.zeros(2, 4, 6, 10), torch.zeros(1, 4, 8, 8)])
+    assert calls == {((2, 4, 6, 10), (4, 1, 5, 5), (1, 1), (4, 4), (2, 2)): 2,
+                     ((2, 4, 6, 10), (4, 1, 3, 3), (1, 1), (1, 1), (1, 1)): 2,
+                     ((2, 8, 6, 10), (8, 1, 3, 3), (2, 2), (1, 1), (1, 1)): 2,
+                     ((1, 4, 8, 8), (4, 1, 5, 5), (1, 1), (4, 4), (2, 2)): 1,
+                     ((1, 4, 8, 8), (4, 1, 3, 3), (1, 1), (1, 1), (1, 1)): 1,
+                     ((1, 8, 8, 8), (8, 1, 3, 3), (2, 2), (1, 1), (1, 1)): 1}
+
+
+def test_depthwise_benchmark_rows_cover_the_lite0_step(tmp_path, capsys):
+    from seg_uda.benchmarks.cli import parse_args
+    from seg_uda.benchmarks.depthwise import cmd_depthwise
+
+    config = REPO / "configs" / "synthcity" / "minent_lite0.yaml"
+    a = parse_args(["depthwise", str(config), "model.encoder_weights=null", "data.source_size=[64,48]",
+                    "data.target_size=[64,32]", "data.batch_size=1", "--iters", "1",
+                    "--threads", "1", "--out", str(tmp_path)])
+    rows = cmd_depthwise(a)
+    layers, totals = [r for r in rows if "kernel" in r], [r for r in rows if "kernel" not in r]
+    assert {r["kernel"] for r in layers} == {3, 5} and [t["layer"] for t in totals] == ["step total, 5x5",
+                                                                                        "step total, 3x3"]
+    assert any(" d2 " in r["layer"] for r in layers)  # output stride 16: the last stage is dilated
+    assert sum(t["calls"] for t in totals) == sum(r["calls"] for r in layers) == 2 * 16  # 16 per forward, 2 batches
+    for t in totals:
+        sel = [r for r in layers if f"{r['kernel']}x{r['kernel']}" in t["layer"]]
+        assert t["grad_weight"] == pytest.approx(sum(r["grad_weight"] * r["calls"] for r in sel))
+    assert all(r["forward"] > 0 and r["grad_input"] > 0 and r["grad_weight_gflops"] > 0 for r in layers)
+    assert "bwd weight GFLOP/s" in (tmp_path / "depthwise_synthcity_minent_lite0.md").read_text()
+    assert "depthwise convolutions of synthcity_minent_lite0" in capsys.readouterr().out
