@@ -1,6 +1,7 @@
 """The depthwise convolutions of a config's model, one row per layer shape: forward, backward to the input and
-backward to the weight, in NCHW and channels-last, with achieved GFLOP/s. What the CPU default's step spends on
-them (the Lite0 profile is led by their backward; docs/speed.md section 2)."""
+backward to the weight, in NCHW and channels-last, with achieved GFLOP/s, and the backward of
+`model.depthwise_impl=flipped`. What the CPU default's step spends on them (the Lite0 profile is led by their
+backward; docs/speed.md section 2)."""
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,10 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from ..models.depthwise import set_depthwise_impl
 from .common import environment, print_table, save_table
 
 Key = Tuple[tuple, tuple, tuple, tuple, tuple]  # input shape, weight shape, stride, padding, dilation
@@ -76,12 +79,23 @@ def time_call(key: Key, iters: int, seed: int = 0) -> Dict[str, float]:
            "grad_weight": _median_ms(lambda: bwd(gy, x, w, *args, [False, True, False]), iters),
            "grad_weight_cl": _median_ms(lambda: bwd(gyc, xc, w, *args, [False, True, False]), iters)}
     row["grad_weight_gflops"] = 2 * macs / row["grad_weight"] / 1e6
+    for impl in ("conv", "flipped"):  # both halves through autograd, as a training step runs them
+        holder = nn.Sequential(nn.Conv2d(c, c, wshape[-2:], stride, padding, dilation, c, bias=False))
+        holder[0].weight = nn.Parameter(w.clone())
+        if set_depthwise_impl(holder, impl) == 0 and impl == "flipped":  # stride 2: it keeps oneDNN's backward
+            continue
+        conv = holder[0]
+        leaf = x.clone().requires_grad_(True)
+        out = conv(leaf)
+        row[f"backward_{impl}"] = _median_ms(
+            lambda: torch.autograd.grad(out, (leaf, conv.weight), gy, retain_graph=True), iters)
     return row
 
 
 def cmd_depthwise(a: argparse.Namespace) -> List[Dict[str, Any]]:
     """`depthwise`: one row per depthwise call of one training step's forwards (source and target batch), and the
-    step's totals per kernel size (each call counted as often as a step runs it; backward = input + weight)."""
+    step's totals per kernel size (each call counted as often as a step runs it). "bwd ms": both gradients through
+    autograd, oneDNN's and `model.depthwise_impl=flipped`'s (which keeps oneDNN's for the calls it does not take)."""
     from seg_uda.builders import build_model
     from seg_uda.config import load_config
 
@@ -102,11 +116,15 @@ def cmd_depthwise(a: argparse.Namespace) -> List[Dict[str, Any]]:
         sel = [r for r in rows if r["kernel"] == k]
         totals.append({"layer": f"step total, {k}x{k}", "calls": sum(r["calls"] for r in sel),
                        **{f: sum(r[f] * r["calls"] for r in sel)
-                          for f in ("forward", "grad_input", "grad_weight", "grad_weight_cl")}})
+                          for f in ("forward", "grad_input", "grad_weight", "grad_weight_cl", "backward_conv")}})
+        flipped = [r for r in sel if "backward_flipped" in r]
+        totals[-1]["backward_flipped"] = (sum(r["backward_flipped"] * r["calls"] for r in flipped)
+                                          + sum(r["backward_conv"] * r["calls"] for r in sel if r not in flipped))
     cols = [("depthwise call (input)", "layer", "{}"), ("per step", "calls", "{}"), ("fwd ms", "forward", "{:.1f}"),
             ("bwd input ms", "grad_input", "{:.1f}"), ("bwd weight ms", "grad_weight", "{:.1f}"),
             ("bwd weight GFLOP/s", "grad_weight_gflops", "{:.1f}"),
-            ("bwd weight, channels-last ms", "grad_weight_cl", "{:.1f}")]
+            ("bwd weight, channels-last ms", "grad_weight_cl", "{:.1f}"), ("bwd ms", "backward_conv", "{:.1f}"),
+            ("bwd ms, depthwise_impl=flipped", "backward_flipped", "{:.1f}")]
     md = print_table(f"depthwise convolutions of {cfg.name} ({a.threads} threads, median of {a.iters})",
                      rows + totals, cols)
     save_table(a.out, f"depthwise_{cfg.name}", {"env": environment(a.threads, torch.device("cpu")),

@@ -1,10 +1,12 @@
-"""Depthwise convolutions whose gradient to the input is computed as a forward convolution with the flipped kernel.
+"""Depthwise convolutions whose backward is computed with forward convolutions.
 
-On the CPUs measured, oneDNN's FP32 backward-to-input of a dilated depthwise convolution ran 10-20x slower than
-its forward (EfficientNet-Lite0 at output stride 16: 1152 channels, 5x5, dilation 2; `tools/benchmark.py depthwise`,
-docs/speed.md). For stride 1 and "same" padding that gradient is itself a depthwise convolution of the output
-gradient with the spatially flipped kernel, at the forward's speed. Same weights and forward; the input gradient
-equals oneDNN's up to FP32 rounding (not bit for bit), so the SynthCity protocol's configs keep ``conv``.
+On the CPU measured, oneDNN's FP32 backward of a depthwise convolution ran far slower than its forward: to the
+input 10-20x for the dilated ones of EfficientNet-Lite0 at output stride 16 (1152 channels, 5x5, dilation 2), to
+the weight at about 1.5 GFLOP/s for every 5x5 one (`tools/benchmark.py depthwise`, docs/speed.md). For stride 1 and
+"same" padding, the input gradient is a depthwise convolution of the output gradient with the flipped kernel, and
+the weight gradient one depthwise convolution per sample of the padded input with that sample's output gradient as
+the kernel. Same weights and forward; the gradients equal oneDNN's up to FP32 rounding (not bit for bit), so the
+SynthCity protocol's configs keep ``conv``.
 """
 from __future__ import annotations
 
@@ -18,12 +20,13 @@ from .pointwise import share_parameters
 
 DEPTHWISE_IMPLS: Tuple[str, ...] = ("conv", "flipped")
 """``conv``: ``nn.Conv2d`` (oneDNN / cuDNN, forward and backward). ``flipped``: stride-1, same-size depthwise
-convolutions of FP32 CPU inputs take their input gradient from a forward convolution with the flipped kernel
-(`FlippedGradDepthwiseConv2d`); the weight gradient is oneDNN's, as with ``conv``."""
+convolutions of CPU inputs take their input gradient from a forward convolution with the flipped kernel, and, for
+kernels above 3x3 or dilated ones, their weight gradient from per-sample forward convolutions
+(`FlippedGradDepthwiseConv2d`; oneDNN's own weight gradient of an undilated 3x3 was the faster one)."""
 
 
 class _FlippedGradDepthwise(torch.autograd.Function):
-    """``F.conv2d(x, w, b, 1, padding, dilation, groups=C)`` with the input gradient as a flipped-kernel forward."""
+    """``F.conv2d(x, w, b, 1, padding, dilation, groups=C)`` with its gradients from forward convolutions."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
@@ -39,15 +42,29 @@ class _FlippedGradDepthwise(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:  # the transposed convolution of a same-size stride-1 one: flip the kernel
             grad_x = F.conv2d(grad_out, weight.flip(-2, -1), None, 1, padding, dilation, x.shape[1])
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            _, grad_w, grad_b = torch.ops.aten.convolution_backward(
-                grad_out, x, weight, [weight.shape[0]] if has_bias else None, [1, 1], list(padding), list(dilation),
-                False, [0, 0], x.shape[1], [False, ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
+        if ctx.needs_input_grad[1]:
+            grad_w = (_weight_grad_as_forward(x, grad_out, padding, dilation, weight.shape)
+                      if max(weight.shape[-2:]) > 3 or dilation != (1, 1) else torch.ops.aten.convolution_backward(
+                          grad_out, x, weight, None, [1, 1], list(padding), list(dilation), False, [0, 0],
+                          x.shape[1], [False, True, False])[1])
+        if has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad_out.sum((0, 2, 3))
         return grad_x, grad_w, grad_b, None, None
 
 
+def _weight_grad_as_forward(x: torch.Tensor, grad_out: torch.Tensor, padding: Tuple[int, int],
+                            dilation: Tuple[int, int], shape: torch.Size) -> torch.Tensor:
+    """The weight gradient of a stride-1 depthwise convolution as one forward depthwise convolution per sample: the
+    padded input correlated with that sample's output gradient as the kernel, at a stride of the dilation."""
+    ph, pw = padding
+    xp = F.pad(x, (pw, pw, ph, ph))
+    c = x.shape[1]
+    grad = sum(F.conv2d(xp[n:n + 1], grad_out[n].unsqueeze(1), None, dilation, 0, 1, c) for n in range(x.shape[0]))
+    return grad.reshape(shape)
+
+
 class FlippedGradDepthwiseConv2d(nn.Conv2d):
-    """A depthwise, stride-1, same-size ``nn.Conv2d`` whose input gradient is a flipped-kernel forward convolution.
+    """A depthwise, stride-1, same-size ``nn.Conv2d`` whose gradients come from forward convolutions (module doc).
 
     Same parameters and state-dict keys as the convolution it replaces. Inputs on other devices, of another dtype
     than the weight, or under autocast run the convolution itself.

@@ -263,5 +263,8 @@ def test_depthwise_benchmark_rows_cover_the_lite0_step(tmp_path, capsys):
         sel = [r for r in layers if f"{r['kernel']}x{r['kernel']}" in t["layer"]]
         assert t["grad_weight"] == pytest.approx(sum(r["grad_weight"] * r["calls"] for r in sel))
     assert all(r["forward"] > 0 and r["grad_input"] > 0 and r["grad_weight_gflops"] > 0 for r in layers)
+    # depthwise_impl=flipped takes the stride-1 calls only (timm's stride-2 ones pad on the fly: oneDNN's backward)
+    assert all(("backward_flipped" in r) == (" s1 " in r["layer"]) and r["backward_conv"] > 0 for r in layers)
+    assert any(" s2 " in r["layer"] for r in layers)
     assert "bwd weight GFLOP/s" in (tmp_path / "depthwise_synthcity_minent_lite0.md").read_text()
     assert "depthwise convolutions of synthcity_minent_lite0" in capsys.readouterr().out
