@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .pointwise import share_parameters
+from .conv_swap import share_parameters, swap_modules
 
 DEPTHWISE_IMPLS: Tuple[str, ...] = ("conv", "flipped")
 """``conv``: ``nn.Conv2d`` (oneDNN / cuDNN, forward and backward). ``flipped``: stride-1, same-size depthwise
@@ -97,16 +97,8 @@ def set_depthwise_impl(model: nn.Module, impl: str) -> int:
     if impl not in DEPTHWISE_IMPLS:
         raise ValueError(f"unknown depthwise impl {impl!r}; valid: {', '.join(DEPTHWISE_IMPLS)}")
     target = FlippedGradDepthwiseConv2d if impl == "flipped" else nn.Conv2d
-    count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if not FlippedGradDepthwiseConv2d.supports(child):
-                continue
-            count += 1
-            if type(child) is not target:
-                setattr(parent, name, share_parameters(_like(target, child), child))
-    return count
-
+    return swap_modules(model, FlippedGradDepthwiseConv2d.supports,
+                        lambda conv: conv if type(conv) is target else share_parameters(_like(target, conv), conv))
 
 def _like(cls: type, conv: nn.Conv2d) -> nn.Conv2d:
     """An empty ``cls`` convolution (meta device) with ``conv``'s hyper-parameters."""

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv_swap import share_parameters, swap_modules
+
 POINTWISE_IMPLS: Tuple[str, ...] = ("conv", "gemm", "auto")
 """``conv``: ``nn.Conv2d`` (oneDNN / cuDNN). ``gemm``: stride-1 1x1 convolutions of channels-last CPU inputs as one
 ``F.linear`` over the pixels (`PointwiseGemmConv2d`); any other input falls back to the convolution. ``auto``:
@@ -80,23 +82,12 @@ def set_pointwise_impl(model: nn.Module, impl: str) -> int:
     """Swap every eligible 1x1 convolution of ``model`` to ``impl`` (`POINTWISE_IMPLS`) in place, weights shared;
     returns how many were eligible."""
     impl = resolve_pointwise_impl(impl)
-    count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if not PointwiseGemmConv2d.supports(child):
-                continue
-            count += 1
-            if impl == "gemm" and type(child) is nn.Conv2d:
-                setattr(parent, name, PointwiseGemmConv2d.from_conv(child))
-            elif impl == "conv" and type(child) is PointwiseGemmConv2d:
-                setattr(parent, name, share_parameters(
-                    nn.Conv2d(child.in_channels, child.out_channels, 1, bias=child.bias is not None, device="meta"),
-                    child))
-    return count
 
-
-def share_parameters(new: nn.Conv2d, old: nn.Conv2d) -> nn.Conv2d:
-    """``new`` (built on the meta device) with ``old``'s weight and bias objects and training mode."""
-    new.weight = old.weight
-    new.bias = old.bias
-    return new.train(old.training)
+    def replace(conv: nn.Module) -> nn.Module:
+        if impl == "gemm" and type(conv) is nn.Conv2d:
+            return PointwiseGemmConv2d.from_conv(conv)
+        if impl == "conv" and type(conv) is PointwiseGemmConv2d:
+            return share_parameters(nn.Conv2d(conv.in_channels, conv.out_channels, 1, bias=conv.bias is not None,
+                                              device="meta"), conv)
+        return conv
+    return swap_modules(model, PointwiseGemmConv2d.supports, replace)

@@ -11,19 +11,11 @@ from torch import nn
 from seg_uda.models import DeepLabV2, FlippedGradDepthwiseConv2d, set_depthwise_impl
 
 
-def _forward_backward(module: nn.Module, x: torch.Tensor, grad: torch.Tensor):
-    x = x.detach().requires_grad_(True)
-    module.zero_grad(set_to_none=True)
-    y = module(x)
-    y.backward(grad)
-    return y.detach(), x.grad, [p.grad for p in module.parameters()]
-
-
 @pytest.mark.parametrize("kernel,dilation", [(5, 2), (3, 2), (5, 1), (3, 1)])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_flipped_depthwise_equals_the_convolution_in_float64(kernel: int, dilation: int, bias: bool,
-                                                             channels_last: bool) -> None:
+                                                             channels_last: bool, forward_backward) -> None:
     torch.manual_seed(0)
     conv = nn.Conv2d(6, 6, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation, groups=6,
                      bias=bias).double()
@@ -32,8 +24,8 @@ def test_flipped_depthwise_equals_the_convolution_in_float64(kernel: int, dilati
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(2, 6, 7, 11, dtype=torch.float64).contiguous(memory_format=fmt)
     grad = torch.randn(2, 6, 7, 11, dtype=torch.float64)
-    ref = _forward_backward(conv, x, grad)
-    out = _forward_backward(flipped, x, grad)
+    ref = forward_backward(conv, x, grad)
+    out = forward_backward(flipped, x, grad)
     torch.testing.assert_close(out[0], ref[0], rtol=0, atol=0)  # the forward is the convolution itself
     torch.testing.assert_close(out[1], ref[1], rtol=1e-12, atol=1e-12)
     assert len(out[2]) == len(ref[2]) == (2 if bias else 1)
@@ -60,7 +52,8 @@ def _with_weight(module: FlippedGradDepthwiseConv2d, weight: torch.Tensor) -> Fl
 
 
 @pytest.mark.parametrize("kernel,dilation", [(5, 2), (3, 1)])
-def test_flipped_depthwise_in_float32_same_forward_close_gradients(kernel: int, dilation: int) -> None:
+def test_flipped_depthwise_in_float32_same_forward_close_gradients(kernel: int, dilation: int,
+                                                                  forward_backward) -> None:
     """FP32, the shapes that motivate it (Lite0's dilated 1152-channel 5x5 layer, scaled down) and an undilated 3x3
     one (whose weight gradient stays oneDNN's, bit for bit): the forward is oneDNN's own, the gradients differ from
     oneDNN's only by rounding."""
@@ -68,21 +61,21 @@ def test_flipped_depthwise_in_float32_same_forward_close_gradients(kernel: int, 
     conv = nn.Conv2d(96, 96, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation, groups=96, bias=False)
     flipped = FlippedGradDepthwiseConv2d.from_conv(conv)
     x, grad = torch.randn(4, 96, 12, 20), torch.randn(4, 96, 12, 20)
-    ref = _forward_backward(conv, x, grad)
-    out = _forward_backward(flipped, x, grad)
+    ref = forward_backward(conv, x, grad)
+    out = forward_backward(flipped, x, grad)
     assert torch.equal(out[0], ref[0])
     torch.testing.assert_close(out[1], ref[1], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out[2][0], ref[2][0], rtol=1e-5, atol=1e-4)  # sums of 960 products per tap
     assert torch.equal(out[2][0], ref[2][0]) == (kernel == 3 and dilation == 1)
 
 
-def test_flipped_depthwise_with_a_rectangular_dilated_kernel_and_channels_last() -> None:
+def test_flipped_depthwise_with_a_rectangular_dilated_kernel_and_channels_last(forward_backward) -> None:
     torch.manual_seed(0)
     conv = nn.Conv2d(5, 5, (3, 5), padding=(1, 4), dilation=(1, 2), groups=5).double()
     flipped = FlippedGradDepthwiseConv2d.from_conv(conv)
     x = torch.randn(3, 5, 6, 13, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     grad = torch.randn(3, 5, 6, 13, dtype=torch.float64)
-    ref, out = _forward_backward(conv, x, grad), _forward_backward(flipped, x, grad)
+    ref, out = forward_backward(conv, x, grad), forward_backward(flipped, x, grad)
     for a, b in zip([out[0], out[1], *out[2]], [ref[0], ref[1], *ref[2]]):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 

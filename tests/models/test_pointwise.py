@@ -8,17 +8,10 @@ from torch import nn
 from seg_uda.models import DeepLabV2, PointwiseGemmConv2d, set_pointwise_impl
 
 
-def _forward_backward(module: nn.Module, x: torch.Tensor, grad: torch.Tensor):
-    x = x.detach().requires_grad_(True)
-    module.zero_grad(set_to_none=True)
-    y = module(x)
-    y.backward(grad)
-    return y.detach(), x.grad, [p.grad for p in module.parameters()]
-
-
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_gemm_conv1x1_equals_the_convolution_in_float64(bias: bool, channels_last: bool) -> None:
+def test_gemm_conv1x1_equals_the_convolution_in_float64(bias: bool, channels_last: bool,
+                                                       forward_backward) -> None:
     torch.manual_seed(0)
     conv = nn.Conv2d(12, 7, 1, bias=bias).double()
     gemm = PointwiseGemmConv2d.from_conv(conv)
@@ -26,8 +19,8 @@ def test_gemm_conv1x1_equals_the_convolution_in_float64(bias: bool, channels_las
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(2, 12, 5, 9, dtype=torch.float64).contiguous(memory_format=fmt)
     grad = torch.randn(2, 7, 5, 9, dtype=torch.float64)
-    ref = _forward_backward(conv, x, grad)
-    out = _forward_backward(gemm, x, grad)
+    ref = forward_backward(conv, x, grad)
+    out = forward_backward(gemm, x, grad)
     torch.testing.assert_close(out[0], ref[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(out[1], ref[1], rtol=1e-12, atol=1e-12)
     for a, b in zip(out[2], ref[2]):
