@@ -100,3 +100,18 @@ def load_tool(name):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _forward_backward(module, x, grad):
+    """(output, input gradient, parameter gradients) of ``module`` at ``x`` for the output gradient ``grad``."""
+    x = x.detach().requires_grad_(True)
+    module.zero_grad(set_to_none=True)
+    y = module(x)
+    y.backward(grad)
+    return y.detach(), x.grad, [p.grad for p in module.parameters()]
+
+
+@pytest.fixture
+def forward_backward():
+    """One forward and backward of a module: compares a convolution implementation with ``nn.Conv2d``."""
+    return _forward_backward
