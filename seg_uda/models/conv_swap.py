@@ -23,6 +23,12 @@ def swap_modules(model: nn.Module, supports: Callable[[nn.Module], bool],
     return count
 
 
+def empty_like_conv(cls: type, conv: nn.Conv2d) -> nn.Conv2d:
+    """An empty ``cls`` convolution (meta device) with ``conv``'s hyper-parameters, for `share_parameters`."""
+    return cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+               dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None, device="meta")
+
+
 def share_parameters(new: nn.Conv2d, old: nn.Conv2d) -> nn.Conv2d:
     """``new`` (built on the meta device) with ``old``'s weight and bias objects and training mode."""
     new.weight = old.weight

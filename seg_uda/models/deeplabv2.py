@@ -150,9 +150,9 @@ class DeepLabV2(nn.Module):
     ``pointwise_impl``: ``gemm`` computes the encoder's stride-1 1x1 convolutions of channels-last inputs as GEMMs
     (`POINTWISE_IMPLS`; same weights and result), faster for ResNet's bottlenecks in bf16 on a CPU with AMX;
     ``auto`` picks it on such a CPU only.
-    ``depthwise_impl``: ``flipped`` computes the input gradient of the encoder's stride-1 depthwise convolutions as
-    a forward convolution with the flipped kernel (`DEPTHWISE_IMPLS`; same weights and forward, gradients equal up
-    to FP32 rounding), faster on CPUs for the dilated ones of an output-stride-16 EfficientNet.
+    ``depthwise_impl``: ``flipped`` computes the backward of the encoder's stride-1 depthwise convolutions with
+    forward convolutions (`DEPTHWISE_IMPLS`; same weights and forward, gradients equal up to FP32 rounding), faster
+    on the CPU measured for an output-stride-16 EfficientNet's 5x5 and dilated ones.
     """
 
     def __init__(

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conv_swap import share_parameters, swap_modules
+from .conv_swap import empty_like_conv, share_parameters, swap_modules
 
 DEPTHWISE_IMPLS: Tuple[str, ...] = ("conv", "flipped")
 """``conv``: ``nn.Conv2d`` (oneDNN / cuDNN, forward and backward). ``flipped``: stride-1, same-size depthwise
@@ -82,7 +82,7 @@ class FlippedGradDepthwiseConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> "FlippedGradDepthwiseConv2d":
         """A module sharing ``conv``'s parameter objects (an optimizer built on them keeps working)."""
-        return share_parameters(_like(cls, conv), conv)
+        return share_parameters(empty_like_conv(cls, conv), conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (x.device.type != "cpu" or x.dtype != self.weight.dtype or torch.is_autocast_enabled("cpu")
@@ -97,11 +97,5 @@ def set_depthwise_impl(model: nn.Module, impl: str) -> int:
     if impl not in DEPTHWISE_IMPLS:
         raise ValueError(f"unknown depthwise impl {impl!r}; valid: {', '.join(DEPTHWISE_IMPLS)}")
     target = FlippedGradDepthwiseConv2d if impl == "flipped" else nn.Conv2d
-    return swap_modules(model, FlippedGradDepthwiseConv2d.supports,
-                        lambda conv: conv if type(conv) is target else share_parameters(_like(target, conv), conv))
-
-def _like(cls: type, conv: nn.Conv2d) -> nn.Conv2d:
-    """An empty ``cls`` convolution (meta device) with ``conv``'s hyper-parameters."""
-    return cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
-               dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None, device="meta")
-
+    return swap_modules(model, FlippedGradDepthwiseConv2d.supports, lambda conv: conv if type(conv) is target
+                        else share_parameters(empty_like_conv(target, conv), conv))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conv_swap import share_parameters, swap_modules
+from .conv_swap import empty_like_conv, share_parameters, swap_modules
 
 POINTWISE_IMPLS: Tuple[str, ...] = ("conv", "gemm", "auto")
 """``conv``: ``nn.Conv2d`` (oneDNN / cuDNN). ``gemm``: stride-1 1x1 convolutions of channels-last CPU inputs as one
@@ -68,7 +68,7 @@ class PointwiseGemmConv2d(nn.Conv2d):
     def from_conv(cls, conv: nn.Conv2d) -> "PointwiseGemmConv2d":
         """A module sharing ``conv``'s parameter objects (an optimizer built on them keeps working)."""
         return share_parameters(cls(conv.in_channels, conv.out_channels, bias=conv.bias is not None,
-                                     device="meta"), conv)
+                                    device="meta"), conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (x.device.type != "cpu" or x.dim() != 4 or not x.is_contiguous(memory_format=torch.channels_last)
@@ -87,7 +87,7 @@ def set_pointwise_impl(model: nn.Module, impl: str) -> int:
         if impl == "gemm" and type(conv) is nn.Conv2d:
             return PointwiseGemmConv2d.from_conv(conv)
         if impl == "conv" and type(conv) is PointwiseGemmConv2d:
-            return share_parameters(nn.Conv2d(conv.in_channels, conv.out_channels, 1, bias=conv.bias is not None,
-                                              device="meta"), conv)
+            return share_parameters(empty_like_conv(nn.Conv2d, conv), conv)
         return conv
+
     return swap_modules(model, PointwiseGemmConv2d.supports, replace)
