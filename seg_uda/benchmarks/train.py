@@ -24,7 +24,7 @@ VARIANTS: Dict[str, tuple] = {
     "reference": ("none", False, "reference", "conv", "conv", "conv"),
     "fp32": ("none", False, "trainer", "conv", "conv", "conv"),
     "fp32_cl": ("none", True, "trainer", "conv", "conv", "conv"),
-    "fp32_dwflip": ("none", False, "trainer", "conv", "conv", "flipped"),  # depthwise input gradients as forwards
+    "fp32_dwflip": ("none", False, "trainer", "conv", "conv", "flipped"),  # depthwise backward as forwards
     "bf16": ("bf16", False, "trainer", "conv", "conv", "conv"),
     "bf16_cl": ("bf16", True, "trainer", "conv", "conv", "conv"),
     "bf16_cl_gemm": ("bf16", True, "trainer", "gemm", "conv", "conv"),
