@@ -18,7 +18,8 @@ from .conv_swap import empty_like_conv, share_parameters, swap_modules
 POINTWISE_IMPLS: Tuple[str, ...] = ("conv", "gemm", "auto")
 """``conv``: ``nn.Conv2d`` (oneDNN / cuDNN). ``gemm``: stride-1 1x1 convolutions of channels-last CPU inputs as one
 ``F.linear`` over the pixels (`PointwiseGemmConv2d`); any other input falls back to the convolution. ``auto``:
-``gemm`` on a CPU with AMX, where it was measured to win, ``conv`` elsewhere (not measured on other CPUs)."""
+``gemm`` on a CPU with AMX, where it was measured to win (1.105x), ``conv`` elsewhere (on an AMD EPYC with
+avx512_bf16 and no AMX it was 0.98x the convolutions; docs/speed.md)."""
 
 
 @functools.lru_cache(maxsize=None)
