@@ -15,7 +15,7 @@ $PY tools/benchmark.py train configs/synthcity/advent_minent_lite0.yaml --iters 
 # its depthwise convolutions, layer by layer: oneDNN's backward and depthwise_impl=flipped's (1 thread, as the runs)
 $PY tools/benchmark.py depthwise configs/synthcity/minent_lite0.yaml --threads 1
 # training speed per method: the SynthCity configs as shipped, and the ResNet-101 paper configs at 640x360 / 512x256
-$PY tools/benchmark.py methods configs/synthcity/{source_only,minent,advent,advent_minent,dann,oracle}_lite0.yaml --iters 5
+$PY tools/benchmark.py methods configs/synthcity/{source_only,minent,advent,advent_minent,dann,oracle,self_training}_lite0.yaml --iters 5
 $PY tools/benchmark.py methods configs/gta5_to_cityscapes/{source_only,minent,advent,dann}_deeplabv2_r101.yaml \
     model.encoder_weights=null --source-size 640 360 --target-size 512 256 --iters 3 --out runs/bench/r101
 $PY tools/benchmark.py infer configs/synthcity/advent_minent_lite0.yaml --iters 10
