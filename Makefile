@@ -20,7 +20,7 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m pytest -q
 
-# Everything but the tests marked slow (subprocesses, torchrun, longer training runs): 1-2 minutes on 2 cores (527 of the 584 tests).
+# Everything but the tests marked slow (subprocesses, torchrun, longer training runs): 1-2 minutes on 2 cores (534 of the 591 tests).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 

@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
+from seg_uda.runtime.environment import cpu_info, machine_line
+
 
 def peak_rss_mib() -> float:
     """This process's peak resident set size in MiB."""
@@ -44,7 +46,15 @@ def print_table(title: str, rows: List[Dict[str, Any]], cols: Sequence[tuple]) -
 
 
 def save_table(out: Optional[str], name: str, payload: Dict[str, Any], markdown: str) -> None:
-    """Write OUT/NAME.json and OUT/NAME.md (nothing when ``out`` is empty)."""
+    """Print the machine line of ``payload["env"]`` (`environment`), then write OUT/NAME.json and OUT/NAME.md with
+    that line under the tables (nothing written when ``out`` is empty)."""
+    env = payload.get("env")
+    if env:
+        line = machine_line(env["cpu"], env["cpu_isa"], env["cpu_count"], env["threads"])
+        if env.get("gpu"):
+            line += f", GPU {env['gpu']}"
+        print(line)
+        markdown = f"{markdown}\n{line}\n"
     if not out:
         return
     d = Path(out)
@@ -56,8 +66,10 @@ def save_table(out: Optional[str], name: str, payload: Dict[str, Any], markdown:
 
 def environment(threads: int, device: torch.device) -> Dict[str, Any]:
     """What a saved table was measured on: versions, threads, load, device and the command line."""
-    env = {"torch": torch.__version__, "threads": threads, "cpu_count": os.cpu_count(), "device": str(device),
-           "loadavg_1min": round(os.getloadavg()[0], 2), "command": " ".join(sys.argv)}
+    cpu, isa = cpu_info()
+    env = {"torch": torch.__version__, "threads": threads, "cpu": cpu, "cpu_isa": list(isa),
+           "cpu_count": os.cpu_count(), "device": str(device), "loadavg_1min": round(os.getloadavg()[0], 2),
+           "command": " ".join(sys.argv)}
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env

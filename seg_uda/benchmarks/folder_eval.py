@@ -18,6 +18,9 @@ import torch
 from PIL import Image
 
 from seg_uda.evaluation import evaluate_prediction_folder, folder_eval, write_label_png
+from seg_uda.runtime.environment import machine_line
+
+from .common import environment
 
 #: --help description (the first line of the former bench/bench_folder_eval.py docstring)
 DESCRIPTION = "Benchmark: seg_uda's evaluate_prediction_folder vs cityscapesscripts' evalPixelLevelSemanticLabeling."
@@ -178,12 +181,14 @@ def main(argv=None) -> None:
         r["x_decode_floor"], r["x_cv2_floor"] = s / fastest_s, s / cv2_floor_s
     mious = [float(r["miou"]) for r in rows if "miou" in r]
     print(f"max |mIoU difference| = {max(mious) - min(mious):.3e}")
+    env = environment(workers, torch.device("cpu"))
+    print(machine_line(env["cpu"], env["cpu_isa"], env["cpu_count"], workers))
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         for r in rows:
             r["speedup_vs_cityscapesscripts"] = ref_s / float(r["s"])
         Path(a.out).write_text(json.dumps({"num_images": a.num_images, "size": [a.width, a.height],
-                                           "cpu_count": os.cpu_count(), "rows": rows}, indent=2))
+                                           "cpu_count": os.cpu_count(), "env": env, "rows": rows}, indent=2))
         print(f"saved {a.out}")
 
 

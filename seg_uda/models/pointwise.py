@@ -6,13 +6,13 @@ oneDNN's 1x1 convolutions (six runs, `tools/benchmark.py train ... --variants bf
 """
 from __future__ import annotations
 
-import functools
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..runtime.environment import cpu_info
 from .conv_swap import empty_like_conv, share_parameters, swap_modules
 
 POINTWISE_IMPLS: Tuple[str, ...] = ("conv", "gemm", "auto")
@@ -22,14 +22,9 @@ POINTWISE_IMPLS: Tuple[str, ...] = ("conv", "gemm", "auto")
 avx512_bf16 and no AMX it was 0.98x the convolutions; docs/speed.md)."""
 
 
-@functools.lru_cache(maxsize=None)
 def cpu_has_amx() -> bool:
     """Whether this machine's CPU flags include AMX bf16 (Linux ``/proc/cpuinfo``; False where unreadable)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
-    except OSError:
-        return False
+    return "amx_bf16" in cpu_info()[1]
 
 
 def resolve_pointwise_impl(impl: str) -> str:

@@ -5,41 +5,56 @@ per CPU), so every run records both.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["describe_environment", "record_environment"]
+__all__ = ["cpu_info", "parse_cpuinfo", "describe_environment", "record_environment", "machine_line"]
 
 _ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
-def _cpuinfo() -> tuple[str, list[str]]:
-    """The CPU model name and which of the ISA flags that change kernels it has (Linux /proc/cpuinfo)."""
-    name, flags = platform.processor() or "unknown", set()
+def parse_cpuinfo(text: str) -> Tuple[str, List[str]]:
+    """The first CPU's model name (``unknown`` if absent) and which of the ISA flags that change kernels it has,
+    from the text of Linux ``/proc/cpuinfo``."""
+    name, flags = "unknown", None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and name == "unknown":
+            name = value.strip() or "unknown"
+        elif key.strip() == "flags" and flags is None:
+            flags = set(value.split())
+        if name != "unknown" and flags is not None:
+            break
+    return name, [f for f in _ISA_FLAGS if f in (flags or ())]
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_info() -> Tuple[str, Tuple[str, ...]]:
+    """This machine's CPU model name and ISA flags (`parse_cpuinfo`); the platform's processor name and no flags
+    where ``/proc/cpuinfo`` cannot be read."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-            if name != "unknown" and flags:
-                break
+        name, isa = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
     except OSError:
-        pass
-    return name, [f for f in _ISA_FLAGS if f in flags]
+        name, isa = "unknown", []
+    return (platform.processor() or "unknown") if name == "unknown" else name, tuple(isa)
+
+
+def machine_line(cpu: str, isa: Sequence[str], cpu_count: Optional[int], threads: int) -> str:
+    """One line naming what a figure was measured on, printed and saved beside each benchmark table."""
+    return f"machine: {cpu} ({', '.join(isa) or 'no avx2/avx512/amx flags'}), {cpu_count} CPUs, {threads} threads"
 
 
 def describe_environment() -> Dict[str, Any]:
     """CPU model and ISA flags, torch's thread count, world size, versions, and the GPU when CUDA is in use."""
-    cpu, isa = _cpuinfo()
+    cpu, isa = cpu_info()
     info: Dict[str, Any] = {
-        "cpu": cpu, "cpu_isa": isa, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu, "cpu_isa": list(isa), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
     }

@@ -268,3 +268,19 @@ def test_depthwise_benchmark_rows_cover_the_lite0_step(tmp_path, capsys):
     assert any(" s2 " in r["layer"] for r in layers)
     assert "bwd weight GFLOP/s" in (tmp_path / "depthwise_synthcity_minent_lite0.md").read_text()
     assert "depthwise convolutions of synthcity_minent_lite0" in capsys.readouterr().out
+
+
+def test_saved_tables_name_the_machine(tmp_path, capsys):
+    """Every saved table carries the CPU model and flags it was measured on (JSON env and a Markdown line)."""
+    import os
+
+    from seg_uda.benchmarks.common import environment, save_table
+    from seg_uda.runtime.environment import cpu_info, machine_line
+
+    cpu, isa = cpu_info()
+    line = machine_line(cpu, isa, os.cpu_count(), 2)
+    save_table(str(tmp_path), "t", {"env": environment(2, torch.device("cpu")), "rows": []}, "### t\n")
+    assert (tmp_path / "t.md").read_text() == f"### t\n\n{line}\n"
+    env = json.loads((tmp_path / "t.json").read_text())["env"]
+    assert (env["cpu"], env["cpu_isa"], env["threads"]) == (cpu, list(isa), 2)
+    assert line in capsys.readouterr().out
