@@ -188,7 +188,7 @@ def main(argv=None) -> None:
         for r in rows:
             r["speedup_vs_cityscapesscripts"] = ref_s / float(r["s"])
         Path(a.out).write_text(json.dumps({"num_images": a.num_images, "size": [a.width, a.height],
-                                           "cpu_count": os.cpu_count(), "env": env, "rows": rows}, indent=2))
+                                           "env": env, "rows": rows}, indent=2))
         print(f"saved {a.out}")
 
 

@@ -153,7 +153,9 @@ def test_eval_benchmark_reports_the_decode_floor(tmp_path, capsys):
     cv2_floor = next(r for r in floors if r["name"].startswith("decode only, cv2"))
     assert cv2_floor["x_cv2_floor"] == 1.0  # issue 18's floor: cv2 on the evaluation's threads
     assert all(r["x_cv2_floor"] == pytest.approx(r["s"] / cv2_floor["s"]) for r in rows.values())
-    assert "x decode floor" in capsys.readouterr().out
+    env = json.loads(out.read_text())["env"]  # the machine the figures come from
+    printed = capsys.readouterr().out
+    assert "x decode floor" in printed and f"machine: {env['cpu']} (" in printed and env["threads"] >= 1
 
 
 @pytest.mark.slow
