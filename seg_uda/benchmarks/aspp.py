@@ -8,9 +8,8 @@ import time
 import torch
 
 from seg_uda.models import ASPPClassifier
-from seg_uda.runtime.environment import machine_line
 
-from .common import environment
+from .common import environment, machine_line
 
 #: (channels, H, W): ResNet-101's 2048 / 1024 channels at 45x80 source and 32x64 target, and Lite0's 320 channels
 SHAPES = [(2048, 45, 80), (1024, 45, 80), (2048, 32, 64), (320, 16, 32)]
@@ -34,8 +33,7 @@ def fwd_bwd_ms(clf: ASPPClassifier, x0: torch.Tensor, amp: bool, repeats: int = 
 def cmd_aspp(a: argparse.Namespace) -> None:
     """`aspp`: one line per shape and precision (FP32, bf16 autocast; channels_last) with the largest rel. diff."""
     torch.set_num_threads(a.threads)
-    env = environment(a.threads, torch.device("cpu"))
-    print(machine_line(env["cpu"], env["cpu_isa"], env["cpu_count"], a.threads))
+    print(machine_line(environment(a.threads, torch.device("cpu"))))
     print(f"{'channels x H x W':<18} {'precision':<9} {'conv ms':>8} {'gemm ms':>8} {'speed-up':>8} "
           f"{'max rel. diff':>13}")
     for c, h, w in SHAPES:

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from seg_uda.runtime.environment import cpu_info, machine_line
+from seg_uda.runtime.environment import cpu_info
 
 
 def peak_rss_mib() -> float:
@@ -48,11 +48,8 @@ def print_table(title: str, rows: List[Dict[str, Any]], cols: Sequence[tuple]) -
 def save_table(out: Optional[str], name: str, payload: Dict[str, Any], markdown: str) -> None:
     """Print the machine line of ``payload["env"]`` (`environment`), then write OUT/NAME.json and OUT/NAME.md with
     that line under the tables (nothing written when ``out`` is empty)."""
-    env = payload.get("env")
-    if env:
-        line = machine_line(env["cpu"], env["cpu_isa"], env["cpu_count"], env["threads"])
-        if env.get("gpu"):
-            line += f", GPU {env['gpu']}"
+    if payload.get("env"):
+        line = machine_line(payload["env"])
         print(line)
         markdown = f"{markdown}\n{line}\n"
     if not out:
@@ -73,3 +70,10 @@ def environment(threads: int, device: torch.device) -> Dict[str, Any]:
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
+
+
+def machine_line(env: Dict[str, Any]) -> str:
+    """One line naming what an `environment` was: CPU model, the flags that change kernels, CPUs, threads, GPU."""
+    line = (f"machine: {env['cpu']} ({', '.join(env['cpu_isa']) or 'no avx2/avx512/amx flags'}), "
+            f"{env['cpu_count']} CPUs, {env['threads']} threads")
+    return line + (f", GPU {env['gpu']}" if env.get("gpu") else "")

@@ -18,9 +18,8 @@ import torch
 from PIL import Image
 
 from seg_uda.evaluation import evaluate_prediction_folder, folder_eval, write_label_png
-from seg_uda.runtime.environment import machine_line
 
-from .common import environment
+from .common import environment, machine_line
 
 #: --help description (the first line of the former bench/bench_folder_eval.py docstring)
 DESCRIPTION = "Benchmark: seg_uda's evaluate_prediction_folder vs cityscapesscripts' evalPixelLevelSemanticLabeling."
@@ -182,7 +181,7 @@ def main(argv=None) -> None:
     mious = [float(r["miou"]) for r in rows if "miou" in r]
     print(f"max |mIoU difference| = {max(mious) - min(mious):.3e}")
     env = environment(workers, torch.device("cpu"))
-    print(machine_line(env["cpu"], env["cpu_isa"], env["cpu_count"], workers))
+    print(machine_line(env))
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         for r in rows:

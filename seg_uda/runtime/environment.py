@@ -10,11 +10,11 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 
-__all__ = ["cpu_info", "parse_cpuinfo", "describe_environment", "record_environment", "machine_line"]
+__all__ = ["cpu_info", "parse_cpuinfo", "describe_environment", "record_environment"]
 
 _ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
@@ -43,11 +43,6 @@ def cpu_info() -> Tuple[str, Tuple[str, ...]]:
     except OSError:
         name, isa = "unknown", []
     return (platform.processor() or "unknown") if name == "unknown" else name, tuple(isa)
-
-
-def machine_line(cpu: str, isa: Sequence[str], cpu_count: Optional[int], threads: int) -> str:
-    """One line naming what a figure was measured on, printed and saved beside each benchmark table."""
-    return f"machine: {cpu} ({', '.join(isa) or 'no avx2/avx512/amx flags'}), {cpu_count} CPUs, {threads} threads"
 
 
 def describe_environment() -> Dict[str, Any]:

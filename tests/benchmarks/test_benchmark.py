@@ -272,15 +272,24 @@ def test_depthwise_benchmark_rows_cover_the_lite0_step(tmp_path, capsys):
     assert "depthwise convolutions of synthcity_minent_lite0" in capsys.readouterr().out
 
 
+def test_machine_line_names_cpu_flags_threads_and_gpu():
+    from seg_uda.benchmarks.common import machine_line
+
+    env = {"cpu": "AMD EPYC", "cpu_isa": ["avx2", "avx512_bf16"], "cpu_count": 2, "threads": 1}
+    assert machine_line(env) == "machine: AMD EPYC (avx2, avx512_bf16), 2 CPUs, 1 threads"
+    env = {"cpu": "unknown", "cpu_isa": [], "cpu_count": None, "threads": 4, "gpu": "NVIDIA H200"}
+    assert machine_line(env) == "machine: unknown (no avx2/avx512/amx flags), None CPUs, 4 threads, GPU NVIDIA H200"
+
+
 def test_saved_tables_name_the_machine(tmp_path, capsys):
     """Every saved table carries the CPU model and flags it was measured on (JSON env and a Markdown line)."""
     import os
 
     from seg_uda.benchmarks.common import environment, save_table
-    from seg_uda.runtime.environment import cpu_info, machine_line
+    from seg_uda.runtime.environment import cpu_info
 
     cpu, isa = cpu_info()
-    line = machine_line(cpu, isa, os.cpu_count(), 2)
+    line = f"machine: {cpu} ({', '.join(isa) or 'no avx2/avx512/amx flags'}), {os.cpu_count()} CPUs, 2 threads"
     save_table(str(tmp_path), "t", {"env": environment(2, torch.device("cpu")), "rows": []}, "### t\n")
     assert (tmp_path / "t.md").read_text() == f"### t\n\n{line}\n"
     env = json.loads((tmp_path / "t.json").read_text())["env"]

@@ -4,8 +4,7 @@ import json
 import pytest
 import torch
 
-from seg_uda.runtime.environment import (_ISA_FLAGS, cpu_info, describe_environment, machine_line, parse_cpuinfo,
-                                         record_environment)
+from seg_uda.runtime.environment import _ISA_FLAGS, cpu_info, describe_environment, parse_cpuinfo, record_environment
 
 
 def test_describe_environment_names_cpu_threads_and_versions(monkeypatch):
@@ -57,9 +56,3 @@ def test_cpu_info_is_what_describe_environment_and_cpu_has_amx_report():
     info = describe_environment()
     assert (info["cpu"], info["cpu_isa"]) == (cpu, list(isa))
     assert cpu_has_amx() == ("amx_bf16" in isa)
-
-
-def test_machine_line_names_cpu_flags_and_threads():
-    assert machine_line("AMD EPYC", ["avx2", "avx512_bf16"], 2, 1) == \
-        "machine: AMD EPYC (avx2, avx512_bf16), 2 CPUs, 1 threads"
-    assert machine_line("unknown", [], None, 4) == "machine: unknown (no avx2/avx512/amx flags), None CPUs, 4 threads"
